@@ -58,3 +58,33 @@ TRANS10K_CLASSES: tuple[str, ...] = (
     "bg", "shelf", "jar", "freezer", "window", "door",
     "eyeglass", "cup", "wall", "bowl", "bottle", "box",
 )
+
+# The paper's table layouts, used by ``benchmark.tables``. A column is (test-set key, metric key)
+# in printed order; Table 2's category columns use the class name as metric key (a record's
+# ``class_iou`` list, by index in TRANS10K_CLASSES), and a class name is its own label.
+TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "1": (
+        ("kvasir", "sm"), ("kvasir", "em"),
+        ("cvc_clinicdb", "sm"), ("cvc_clinicdb", "em"),
+        ("isic2017", "jaccard"), ("isic2017", "dice"),
+        ("camo", "sm"), ("camo", "em"), ("camo", "wfm"),
+        ("sbu", "ber"),
+        ("leaf", "iou"), ("leaf", "dice"),
+        ("road", "iou"), ("road", "dice"),
+    ),
+    "2": (("trans10k", "acc"), ("trans10k", "miou")) + tuple(("trans10k", c) for c in TRANS10K_CLASSES),
+}
+
+# Rows each published table prints: reference models first, then methods, in printed order.
+TABLE_REFERENCES: dict[str, tuple[str, ...]] = {"1": ("domain_specific",), "2": ("translab", "trans2seg")}
+TABLE_METHODS: dict[str, tuple[str, ...]] = {
+    "1": tuple(METHOD_LABELS),
+    "2": ("decoder_only", "vpt", "lora", "conv_lora"),
+}
+
+# Metric labels in LaTeX (math where the paper typesets a symbol); others use METRIC_LABELS.
+METRIC_LATEX: dict[str, str] = {
+    "sm": r"$S_{\alpha}$",
+    "em": r"$E_{\phi}$",
+    "wfm": r"$F_{\beta}^{\omega}$",
+}

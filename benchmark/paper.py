@@ -1,0 +1,59 @@
+"""The published numbers of the Conv-LoRA paper (arXiv 2401.17868, Tables 1 and 2), as data.
+
+``results/paper/paper_tables.csv`` holds every printed cell in long form, with the strings exactly
+as printed (``"92.0"``, ``"0.40"``, ``"3.16"`` / ``"0.128"``), so rendering reproduces the paper's
+precision. See ``results/paper/README.md`` for the source and the column meanings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.errors import BenchError
+from benchmark.labels import METHOD_LABELS
+
+PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
+PAPER_CSV = PAPER_DIR / "paper_tables.csv"
+TEXT_COLUMNS = ("table", "method", "dataset", "metric", "mean", "std", "params_m", "ratio_pct", "printed_mark")
+
+
+def _to_float(text: str) -> float:
+    return float(text) if text else np.nan
+
+
+def load_paper(table: str | int | None = None) -> pd.DataFrame:
+    """One row per printed cell, in printed order (row by row, left to right).
+
+    Columns: ``table`` ("1" or "2"), ``method``, ``dataset``, ``metric`` (the paper's labels),
+    ``mean``, ``std``, ``params_m``, ``ratio_pct`` (strings as printed, "" where nothing is
+    printed: no std, or Domain Specific's "*" params), ``printed_mark`` ("underline" where the
+    source underlines the value, else ""), and ``mean_value``, ``std_value`` (floats, NaN when
+    not printed). Values are on the paper's x100 scale.
+    """
+    try:
+        df = pd.read_csv(PAPER_CSV, dtype=str, keep_default_na=False)
+    except OSError as exc:
+        raise BenchError(f"cannot read the published numbers {PAPER_CSV}: {exc}") from None
+    if tuple(df.columns) != TEXT_COLUMNS:
+        raise BenchError(f"{PAPER_CSV}: expected columns {', '.join(TEXT_COLUMNS)}")
+    if table is not None:
+        if str(table) not in set(df["table"]):
+            raise BenchError(f"the paper has no table {table!r}; valid: {', '.join(sorted(set(df['table'])))}")
+        df = df[df["table"] == str(table)].reset_index(drop=True)
+    df["mean_value"] = df["mean"].map(_to_float).astype(float)
+    df["std_value"] = df["std"].map(_to_float).astype(float)
+    return df
+
+
+def paper_params() -> dict[str, tuple[float | None, float]]:
+    """Registry key -> (#Params in millions or None where "*" is printed, ratio in percent), from Table 1."""
+    df = load_paper("1").drop_duplicates("method")
+    key_of = {label: key for key, label in METHOD_LABELS.items()}
+    out: dict[str, tuple[float | None, float]] = {}
+    for row in df.itertuples():
+        if row.method in key_of:
+            out[key_of[row.method]] = (float(row.params_m) if row.params_m else None, float(row.ratio_pct))
+    return out
