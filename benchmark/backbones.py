@@ -1,0 +1,284 @@
+"""SAM backbones and the small interface PEFT methods use to touch them.
+
+Builders return a real segment-anything ``Sam``. Methods never index ``image_encoder.blocks[3]``
+themselves: they go through :class:`BackboneView`, which names the encoder blocks, each block's
+linear layers by role (``qkv``, ``proj``, ``fc1``, ``fc2``) and norms (``norm1``, ``norm2``), the
+patch embedding, the neck and the mask decoder. A SAM2 Hiera view can expose the same roles
+(its blocks have a fused ``attn.qkv`` and ``attn.proj`` and an ``mlp``), so methods written against
+this interface carry over without change.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmark.errors import BenchError
+from benchmark.registry import Registry
+
+CHECKPOINT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one backbone. ``image_size`` is the square input the model expects."""
+
+    key: str
+    image_size: int
+    build: Callable[[], nn.Module]
+    checkpoint_file: str | None = None
+    description: str = ""
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+
+
+def _vit_sam(
+    *,
+    embed_dim: int,
+    depth: int,
+    num_heads: int,
+    global_attn_indexes: tuple[int, ...],
+    image_size: int = 1024,
+    patch_size: int = 16,
+    window_size: int = 14,
+    prompt_dim: int = 256,
+    decoder_mlp_dim: int = 2048,
+    decoder_heads: int = 8,
+    iou_hidden: int = 256,
+) -> nn.Module:
+    """A segment-anything ``Sam`` with the given ViT; the defaults are the official 1024 models."""
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    grid = image_size // patch_size
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            depth=depth,
+            embed_dim=embed_dim,
+            img_size=image_size,
+            mlp_ratio=4,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            num_heads=num_heads,
+            patch_size=patch_size,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=global_attn_indexes,
+            window_size=window_size,
+            out_chans=prompt_dim,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=prompt_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=prompt_dim, mlp_dim=decoder_mlp_dim, num_heads=decoder_heads
+            ),
+            transformer_dim=prompt_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=iou_hidden,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+    return sam
+
+
+# The three official models, with the hyper-parameters of segment_anything.build_sam.
+BACKBONES.register(
+    "sam_vit_b",
+    BackboneSpec(
+        "sam_vit_b", 1024,
+        partial(_vit_sam, embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11)),
+        "sam_vit_b_01ec64.pth", "SAM ViT-B (91M), 1024x1024",
+    ),
+)
+BACKBONES.register(
+    "sam_vit_l",
+    BackboneSpec(
+        "sam_vit_l", 1024,
+        partial(_vit_sam, embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)),
+        "sam_vit_l_0b3195.pth", "SAM ViT-L (308M), 1024x1024",
+    ),
+)
+BACKBONES.register(
+    "sam_vit_h",
+    BackboneSpec(
+        "sam_vit_h", 1024,
+        partial(_vit_sam, embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)),
+        "sam_vit_h_4b8939.pth", "SAM ViT-H (641M), 1024x1024: the Conv-LoRA paper's backbone",
+    ),
+)
+# Tiny: 64x64 input, patch 8 -> an 8x8 token grid; window 3 forces SAM's window padding (8 -> 9);
+# blocks 1 and 3 are global. Same classes and code paths as the official models, ~0.1M params.
+BACKBONES.register(
+    "sam_tiny",
+    BackboneSpec(
+        "sam_tiny", 64,
+        partial(
+            _vit_sam, embed_dim=32, depth=4, num_heads=2, global_attn_indexes=(1, 3), image_size=64,
+            patch_size=8, window_size=3, prompt_dim=32, decoder_mlp_dim=64, decoder_heads=2, iou_hidden=32,
+        ),
+        None, "tiny random SAM for tests and the smoke preset (not a pretrained model)",
+    ),
+)
+
+
+def build_sam(
+    key: str, *, checkpoint: str | Path | None = None, device: str | torch.device | None = None
+) -> nn.Module:
+    """Build backbone ``key``; on ``device="meta"`` no memory is allocated (for counting)."""
+    spec = BACKBONES.get(key)
+    with torch.device(device or "cpu"):
+        sam = spec.build()
+    if checkpoint is not None:
+        load_checkpoint(sam, checkpoint, backbone=key)
+    return sam
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, backbone: str = "model") -> None:
+    """Load a SAM state dict with ``weights_only=True`` and strict keys and shapes.
+
+    Every failure is a one-line ``BenchError`` naming the file and what did not match.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchError(f"checkpoint {path} is unreadable (truncated or not a PyTorch file): {reason}") from None
+    except Exception as exc:  # weights_only refuses pickled code: say so, never execute it
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchError(f"checkpoint {path} could not be loaded safely (weights_only): {reason}") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BenchError(f"checkpoint {path} is not a state dict of tensors")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} file {tuple(state[k].shape)} vs {backbone} {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]})")
+        raise BenchError(f"checkpoint {path} does not match {backbone}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The interface methods use.
+
+
+@dataclass
+class EncoderBlock:
+    """One encoder block. ``grid`` is the (H, W) token grid its attention sees (a window or all)."""
+
+    index: int
+    module: nn.Module
+    dim: int
+    num_heads: int
+    is_global: bool
+    grid: tuple[int, int]
+    roles: dict[str, str]  # role -> attribute path inside ``module``
+
+    def get(self, role: str) -> nn.Module:
+        return self.module.get_submodule(self.roles[role])
+
+    def replace(self, role: str, new: nn.Module) -> None:
+        """Swap the module playing ``role`` (e.g. wrap ``qkv`` in a LoRA layer)."""
+        parent_path, _, name = self.roles[role].rpartition(".")
+        parent = self.module.get_submodule(parent_path) if parent_path else self.module
+        setattr(parent, name, new)
+
+
+class BackboneView:
+    """Names the parts of a SAM ViT that PEFT methods read, wrap or freeze."""
+
+    # Linear layers and norms of a segment-anything ViT block, by role.
+    _ROLES = {
+        "attn": "attn",
+        "qkv": "attn.qkv",
+        "proj": "attn.proj",
+        "mlp": "mlp",
+        "fc1": "mlp.lin1",
+        "fc2": "mlp.lin2",
+        "norm1": "norm1",
+        "norm2": "norm2",
+    }
+
+    def __init__(self, sam: nn.Module) -> None:
+        self.sam = sam
+        self.encoder = sam.image_encoder
+        self.decoder = sam.mask_decoder
+        self.prompt_encoder = sam.prompt_encoder
+        enc = self.encoder
+        self.embed_dim: int = enc.patch_embed.proj.out_channels
+        self.patch_size: int = enc.patch_embed.proj.kernel_size[0]
+        self.image_size: int = enc.img_size
+        token_grid = self.image_size // self.patch_size
+        self.blocks: list[EncoderBlock] = []
+        for i, blk in enumerate(enc.blocks):
+            ws = blk.window_size
+            self.blocks.append(
+                EncoderBlock(
+                    index=i,
+                    module=blk,
+                    dim=self.embed_dim,
+                    num_heads=blk.attn.num_heads,
+                    is_global=ws == 0,
+                    grid=(token_grid, token_grid) if ws == 0 else (ws, ws),
+                    roles=dict(self._ROLES),
+                )
+            )
+
+    @property
+    def patch_embed(self) -> nn.Module:
+        """Maps (B, 3, S, S) images to channel-last tokens (B, H, W, C)."""
+        return self.encoder.patch_embed
+
+    def neck_layers(self) -> list[tuple[nn.Sequential, int, int]]:
+        """The neck's layers as (parent, index, channels); outputs are channel-first (B, C, H, W)."""
+        out = []
+        for i, layer in enumerate(self.encoder.neck):
+            channels = layer.out_channels if isinstance(layer, nn.Conv2d) else layer.weight.numel()
+            out.append((self.encoder.neck, i, channels))
+        return out
+
+    def encoder_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return list(self.encoder.named_parameters())
+
+
+def count_parameters(module: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; works on the meta device."""
+    total = trainable = 0
+    for p in module.parameters():
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return trainable, total

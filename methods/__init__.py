@@ -1,0 +1,102 @@
+"""PEFT methods: one file each, registered by key with a frozen config dataclass of the paper's defaults.
+
+Adding a method is one file in this folder::
+
+    @dataclass(frozen=True)
+    class MyConfig:
+        rank: int = 4
+
+    @register_method("my_method", MyConfig)
+    def apply_my_method(model: SegmentationModel, cfg: MyConfig) -> None:
+        ...  # wrap/freeze through model.view; new modules are trainable, the rest stays as set
+
+Every module in this package is imported when the package is, so the file alone registers it.
+``apply`` receives a :class:`~benchmark.model.SegmentationModel` whose trainable part is the
+decoder-only set; it adds or unfreezes its own parameters only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.errors import BenchError
+from benchmark.registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    key: str
+    config_cls: type
+    apply: Callable[[Any, Any], None]
+
+    @property
+    def doc(self) -> str:
+        module = importlib.import_module(self.apply.__module__)
+        return (module.__doc__ or "").strip().splitlines()[0]
+
+
+METHODS: Registry[MethodSpec] = Registry("method")
+
+
+def register_method(key: str, config_cls: type) -> Callable:
+    """Decorator registering ``apply(model, cfg)`` under ``key``; rejects duplicate or bad keys."""
+    if not (dataclasses.is_dataclass(config_cls) and config_cls.__dataclass_params__.frozen):
+        raise TypeError(f"method {key!r}: config {config_cls.__name__} must be a frozen dataclass")
+
+    def wrap(fn: Callable) -> Callable:
+        METHODS.register(key, MethodSpec(key, config_cls, fn))
+        return fn
+
+    return wrap
+
+
+def _convert(text: str, typ: Any, name: str) -> Any:
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise BenchError(f"option {name}: expected true/false, got {text!r}")
+    if origin is tuple:
+        (inner, *_rest) = typing.get_args(typ)
+        return tuple(_convert(t.strip(), inner, name) for t in text.split(",") if t.strip())
+    try:
+        return typ(text)
+    except (TypeError, ValueError):
+        raise BenchError(f"option {name}: cannot read {text!r} as {getattr(typ, '__name__', typ)}") from None
+
+
+def make_config(key: str, overrides: dict[str, str] | None = None) -> Any:
+    """The method's default config with ``overrides`` (strings, as from ``--set k=v``) applied."""
+    spec = METHODS.get(key)
+    hints = typing.get_type_hints(spec.config_cls)
+    cfg = spec.config_cls()
+    if not overrides:
+        return cfg
+    unknown = [k for k in overrides if k not in hints]
+    if unknown:
+        raise BenchError(
+            f"method {key}: unknown option {unknown[0]!r}; valid: {', '.join(hints) or '(none)'}"
+        )
+    values = {k: _convert(v, hints[k], f"{key}.{k}") for k, v in overrides.items()}
+    return dataclasses.replace(cfg, **values)
+
+
+def config_fields(key: str) -> dict[str, Any]:
+    return dataclasses.asdict(METHODS.get(key).config_cls())
+
+
+def _import_all() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name != "layers":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_all()

@@ -1,0 +1,144 @@
+"""Conv-LoRA: LoRA whose rank-r bottleneck passes through a mixture of 3x3 convolutions at 8 scales.
+
+Paper: Zhong, Tang, He, Fang, Yuan, "Convolution Meets LoRA: Parameter Efficient Finetuning for
+Segment Anything Model", ICLR 2024 (arXiv 2401.17868); semantics of the official implementation
+(AutoGluon MultiModal ``ConvLoRALinear``), as recorded in REFERENCE.md.
+
+Injected: the fused ``qkv`` Linear of every image-encoder block. With x of shape (N, H, W, C)
+(N counts windows in windowed blocks, H = W = 14 there; 64 in global blocks for ViT-H):
+    z = x A^T                                    (N, H, W, r)
+    gate: p = mean_{H,W} z (N, r); logits = p W_gate (+ noise in training: randn *
+          (softplus(p W_noise) + 1e-2)); top-1 expert i per sample; gate weight softmax(top-1) = 1
+    z' = z + E_i(z),  E_i = resize_back(GELU(Conv3x3(resize(z, x i))))   (bicubic; i = 1: no resize)
+    out = qkv(x) + (alpha / r) z' B^T
+The chosen expert's output is added to z, not multiplied by the gate (as the official code).
+Balancing loss per layer: coef * (cv2(importance) + cv2(load)), importance = gates summed over
+the batch, load = the smooth probability of being in the top-k under the noise (training) or the
+routed counts (evaluation), cv2(x) = var(x) / (mean(x)^2 + 1e-10) with unbiased variance. Each
+layer exposes it as ``aux_loss``; the model sums them and training adds the sum to the loss.
+
+Trainable: decoder-only part + A, B (LoRA: 15,360 per block) + W_gate and W_noise (2 x r x 8 = 48,
+zeros at init) + 8 experts x (r x r x 3 x 3 + r) = 672: 720 per block beyond LoRA; ViT-H
+3,997,056 + 32 x 720 = 4,020,096 (4.02M / 0.63%). At init B = 0, so the model equals SAM exactly.
+Deviations: none known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods import register_method
+from methods.layers import LoRALinear
+
+
+@dataclass(frozen=True)
+class ConvLoRAConfig:
+    """Official defaults: rank 3, alpha 32, experts at scales 1..8, top-1 noisy gating."""
+
+    rank: int = 3
+    alpha: float = 32.0
+    experts: int = 8
+    top_k: int = 1
+    balance_coef: float = 1e-2
+    noisy_gating: bool = True
+
+
+def cv_squared(x: torch.Tensor) -> torch.Tensor:
+    """Squared coefficient of variation, var / (mean^2 + 1e-10), unbiased var; 0 for one element."""
+    if x.numel() <= 1:
+        return x.new_zeros(())
+    return x.float().var() / (x.float().mean() ** 2 + 1e-10)
+
+
+def prob_in_top_k(clean: torch.Tensor, noisy: torch.Tensor, std: torch.Tensor, top: torch.Tensor, k: int) -> torch.Tensor:
+    """P(expert e stays in the top-k if only its own noise is redrawn), per sample and expert.
+
+    ``top``: the k+1 largest noisy logits per sample (N, k+1). An expert now in the top-k must
+    beat the (k+1)-th value to stay; one outside must beat the k-th (Shazeer et al., 2017).
+    """
+    threshold_in = top[:, k : k + 1]
+    threshold_out = top[:, k - 1 : k]
+    normal = torch.distributions.Normal(clean.new_zeros(()), clean.new_ones(()))
+    is_in = noisy > threshold_in
+    p_in = normal.cdf((clean - threshold_in) / std)
+    p_out = normal.cdf((clean - threshold_out) / std)
+    return torch.where(is_in, p_in, p_out)
+
+
+class ConvExpert(nn.Module):
+    """Resize by ``scale`` (bicubic), Conv3x3(r, r) + GELU, resize back; (N, r, H, W) -> same."""
+
+    def __init__(self, rank: int, scale: int, device: torch.device | None = None) -> None:
+        super().__init__()
+        self.scale = scale
+        self.conv = nn.Conv2d(rank, rank, kernel_size=3, padding=1, device=device)
+        if self.conv.bias.device.type != "meta":
+            nn.init.zeros_(self.conv.bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1:
+            return F.gelu(self.conv(z))
+        size = z.shape[-2:]
+        y = F.interpolate(z, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        y = F.gelu(self.conv(y))
+        return F.interpolate(y, size=size, mode="bicubic", align_corners=False)
+
+
+class MoEConv(nn.Module):
+    """The Conv-LoRA step on the rank-r map: ``z + E_i(z)`` with a gated choice of expert i.
+
+    Input and output (N, H, W, r), channel-last as inside SAM's attention. Sets ``aux_loss``.
+    """
+
+    def __init__(self, cfg: ConvLoRAConfig, device: torch.device | None = None) -> None:
+        super().__init__()
+        self.top_k = cfg.top_k
+        self.noisy = cfg.noisy_gating
+        self.coef = cfg.balance_coef
+        self.w_gate = nn.Parameter(torch.zeros(cfg.rank, cfg.experts, device=device))
+        self.w_noise = nn.Parameter(torch.zeros(cfg.rank, cfg.experts, device=device))
+        self.experts = nn.ModuleList(ConvExpert(cfg.rank, s + 1, device) for s in range(cfg.experts))
+        self.aux_loss: torch.Tensor | None = None
+
+    def gate(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``pooled`` (N, r) -> (gates (N, E) with one weight 1 per row, load (E,))."""
+        n_exp = self.w_gate.shape[1]
+        clean = pooled @ self.w_gate
+        if self.noisy and self.training:
+            std = F.softplus(pooled @ self.w_noise) + 1e-2
+            logits = clean + torch.randn_like(clean) * std
+        else:
+            logits = clean
+        top, idx = logits.topk(min(self.top_k + 1, n_exp), dim=1)
+        top_gates = torch.softmax(top[:, : self.top_k], dim=1)
+        gates = torch.zeros_like(logits).scatter(1, idx[:, : self.top_k], top_gates)
+        if self.noisy and self.training and self.top_k < n_exp:
+            load = prob_in_top_k(clean, logits, std, top, self.top_k).sum(0)
+        else:
+            load = (gates > 0).sum(0).to(gates.dtype)
+        return gates, load
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        zc = z.permute(0, 3, 1, 2)  # (N, r, H, W)
+        gates, load = self.gate(zc.mean(dim=(2, 3)))
+        self.aux_loss = self.coef * (cv_squared(gates.sum(0)) + cv_squared(load))
+        out = torch.zeros_like(zc)
+        routed = gates > 0
+        for i, expert in enumerate(self.experts):
+            rows = routed[:, i].nonzero(as_tuple=True)[0]
+            if rows.numel():
+                out = out.index_add(0, rows, expert(zc.index_select(0, rows)))
+        return (zc + out).permute(0, 2, 3, 1)
+
+
+@register_method("conv_lora", ConvLoRAConfig)
+def apply_conv_lora(model, cfg: ConvLoRAConfig) -> None:
+    """Wrap every encoder block's qkv in a LoRALinear whose rank-r map goes through MoEConv."""
+    for block in model.view.blocks:
+        qkv = block.get("qkv")
+        mid = MoEConv(cfg, device=qkv.weight.device)
+        block.replace("qkv", LoRALinear(qkv, rank=cfg.rank, alpha=cfg.alpha, mid=mid))

@@ -1,0 +1,67 @@
+"""VPT-deep: learnable prompt tokens at every image-encoder block (Jia et al., ECCV 2022, arXiv 2203.12119).
+
+Injected: ``tokens`` new prompt embeddings per block (VPT-deep), prepended to the sequence that
+block's attention sees. Trainable: decoder-only part + prompts (Xavier-uniform init as VPT).
+Size: the paper does not publish its VPT configuration; 12 tokens per block gives
+32 x 12 x 1280 = 491,520 -> 3,997,056 (4.00M / 0.62%), the paper's count and LoRA's budget.
+How it meets SAM's windowed ViT: SAM attends inside 14x14 windows (N = B x windows) with
+relative-position biases. The block's prompts are shared by every window of the image and enter
+the attention as extra keys and values (through the frozen qkv projection, with no relative
+position bias); only the spatial tokens are queried and passed on. In VPT-deep the prompt tokens'
+own outputs are discarded at the next block anyway, so for the spatial tokens this is exactly
+VPT-deep's computation. Deviation: none beyond this adaptation to windowed attention.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
+from torch import nn
+
+from methods import register_method
+
+
+@dataclass(frozen=True)
+class VPTConfig:
+    tokens: int = 12
+
+
+class PromptedAttention(nn.Module):
+    """SAM's ``Attention`` with ``tokens`` learnable prompts as extra keys/values; (N, H, W, C) in and out."""
+
+    def __init__(self, attn: nn.Module, tokens: int) -> None:
+        super().__init__()
+        self.attn = attn
+        dim = attn.qkv.in_features
+        self.prompts = nn.Parameter(torch.zeros(tokens, dim, device=attn.qkv.weight.device))
+        if self.prompts.device.type != "meta":
+            bound = math.sqrt(6.0 / (tokens + dim))
+            nn.init.uniform_(self.prompts, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.attn
+        n, h, w, _ = x.shape
+        heads = a.num_heads
+        qkv = a.qkv(x).reshape(n, h * w, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, n * heads, h * w, -1).unbind(0)
+        p = self.prompts.shape[0]
+        pkv = a.qkv(self.prompts).reshape(p, 3, heads, -1)[:, 1:].permute(1, 2, 0, 3)  # (2, heads, P, d)
+        pk = pkv[0].unsqueeze(0).expand(n, -1, -1, -1).reshape(n * heads, p, -1)
+        pv = pkv[1].unsqueeze(0).expand(n, -1, -1, -1).reshape(n * heads, p, -1)
+        attn = (q * a.scale) @ k.transpose(-2, -1)
+        if a.use_rel_pos:
+            attn = add_decomposed_rel_pos(attn, q, a.rel_pos_h, a.rel_pos_w, (h, w), (h, w))
+        attn = torch.cat([(q * a.scale) @ pk.transpose(-2, -1), attn], dim=-1).softmax(dim=-1)
+        out = attn @ torch.cat([pv, v], dim=1)
+        out = out.view(n, heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(n, h, w, -1)
+        return a.proj(out)
+
+
+@register_method("vpt", VPTConfig)
+def apply_vpt(model, cfg: VPTConfig) -> None:
+    """Replace every block's attention with a PromptedAttention around it."""
+    for block in model.view.blocks:
+        block.replace("attn", PromptedAttention(block.get("attn"), cfg.tokens))
