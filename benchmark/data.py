@@ -1,0 +1,351 @@
+"""Readers for the unpacked official archives: locate a domain, list a split, load and check samples.
+
+Preprocessing follows the official pipeline (REFERENCE.md "Backbone and head"): the RGB image is
+resized to a ``size`` x ``size`` square (PIL bilinear, no aspect-preserving padding; PIL filters when
+it shrinks, as torchvision's ``Resize`` does on PIL images) and normalised with SAM's ImageNet
+mean/std on the 0..255 scale; the ground truth is resized to the same square with nearest neighbour.
+
+Masks:
+- binary domains: read as 8-bit grey (``convert("L")``, so palette and RGB masks work too);
+  foreground = value > 128 on the 0..255 scale, the official evaluation's rule. The checker accepts
+  only {0, 255}: a {0, 1} mask would read as empty under that rule, so it is reported, not guessed.
+- multiclass (Trans10K): the raw class ids (palette indices for "P" images, the first channel of an
+  RGB image), 0 = background, 255 = ignore.
+
+Augmentation: random horizontal flip of image and mask together when ``train=True``, drawn from the
+global torch RNG (``torch.rand``), so ``torch.manual_seed`` reproduces it; DataLoader workers get
+their own seeds derived from it by torch.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from benchmark.domains import Domain, get_domain
+from benchmark.errors import BenchError
+
+PIXEL_MEAN = (123.675, 116.28, 103.53)
+PIXEL_STD = (58.395, 57.12, 57.375)
+IGNORE_INDEX = 255
+FOREGROUND_THRESHOLD = 128  # binary GT: foreground = value > 128 on the 0..255 scale
+SYNTHETIC_MARKER = ".synthetic"  # written by ``data synth`` beside the unpacked layout
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+_MASK_SUFFIX = "_mask"  # Trans10K: <id>.jpg pairs with <id>_mask.png
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str  # image file stem
+    image: Path
+    mask: Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One defect in the data, naming the file (or folder) it concerns."""
+
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+# ---------------------------------------------------------------------------------------- locating
+
+
+def _root_candidates(domain: Domain, data_root: Path) -> list[Path]:
+    cands = [data_root / domain.archive / domain.archive, data_root / domain.archive]
+    if data_root.name == domain.archive:  # handed the domain folder itself
+        cands.append(data_root)
+    return cands
+
+
+def _marker(domain: Domain) -> str:
+    return domain.train if domain.layout == "csv" else f"{domain.train}/images"
+
+
+def resolve_domain_root(domain: str | Domain, data_root: str | Path) -> Path:
+    """The folder holding the domain's CSVs (or split folders) under ``data_root``.
+
+    Looks in ``<data_root>/<archive>/<archive>`` (as the official zip unpacks), then
+    ``<data_root>/<archive>``; raises ``BenchError`` naming the paths it looked for.
+    """
+    domain = get_domain(domain)
+    data_root = Path(data_root)
+    marker = _marker(domain)
+    cands = _root_candidates(domain, data_root)
+    for cand in cands:
+        if (cand / marker).exists():
+            return cand
+    looked = " or ".join(str(c / marker) for c in dict.fromkeys(cands))
+    raise BenchError(
+        f"{domain.key} data not found: no {looked}; fetch it with `sam-peft-bench data download "
+        f"--domain {domain.key} --root {data_root}` (or `data synth` for a synthetic stand-in)"
+    )
+
+
+def is_synthetic(domain: str | Domain, data_root: str | Path) -> bool:
+    """Whether the copy under ``data_root`` was written by ``data synth``."""
+    return (Path(data_root) / get_domain(domain).archive / SYNTHETIC_MARKER).exists()
+
+
+# ----------------------------------------------------------------------------------------- listing
+
+
+def scan_split(domain: str | Domain, root: Path, split: str) -> tuple[list[Sample], list[Problem]]:
+    """The samples of ``split`` under a resolved domain ``root``, and any listing problems."""
+    domain = get_domain(domain)
+    source = root / domain.split_source(split)
+    if domain.layout == "csv":
+        return _scan_csv(source)
+    return _scan_folders(source)
+
+
+def _scan_csv(path: Path) -> tuple[list[Sample], list[Problem]]:
+    if not path.is_file():
+        return [], [Problem(path, "split CSV not found")]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return [], [Problem(path, f"cannot read CSV: {exc}")]
+    if not rows:
+        return [], [Problem(path, "CSV has no rows")]
+    if not {"image", "label"} <= set(rows[0]):
+        return [], [Problem(path, f"CSV needs columns image,label; has {','.join(map(str, rows[0]))}")]
+    samples, problems = [], []
+    for i, row in enumerate(rows, start=2):  # line 1 is the header
+        if not row["image"] or not row["label"]:
+            problems.append(Problem(path, f"line {i}: empty image or label"))
+            continue
+        image = path.parent / row["image"]
+        samples.append(Sample(image.stem, image, path.parent / row["label"]))
+    return samples, problems
+
+
+def _scan_folders(split_dir: Path) -> tuple[list[Sample], list[Problem]]:
+    img_dir, mask_dir = split_dir / "images", split_dir / "masks_12"
+    problems = [Problem(d, "folder not found") for d in (img_dir, mask_dir) if not d.is_dir()]
+    if problems:
+        return [], problems
+    images = {p.stem: p for p in img_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES}
+    masks = {p.stem.removesuffix(_MASK_SUFFIX): p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"}
+    samples = [Sample(k, images[k], masks[k]) for k in sorted(images) if k in masks]
+    problems += [Problem(images[k], "no matching mask in masks_12") for k in sorted(images.keys() - masks.keys())]
+    problems += [Problem(masks[k], "no matching image in images") for k in sorted(masks.keys() - images.keys())]
+    if not images:
+        problems.append(Problem(img_dir, "no images"))
+    return samples, problems
+
+
+def list_samples(domain: str | Domain, data_root: str | Path, split: str) -> list[Sample]:
+    """The samples of ``split``; ``BenchError`` if the split cannot be listed cleanly."""
+    domain = get_domain(domain)
+    samples, problems = scan_split(domain, resolve_domain_root(domain, data_root), split)
+    if problems:
+        raise BenchError(_summarise(problems))
+    return samples
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+
+def load_image(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def mask_array(im: Image.Image, domain: Domain) -> np.ndarray:
+    """``(H, W)`` uint8: grey 0..255 for binary domains, raw class ids for multiclass."""
+    if domain.task == "binary":
+        return np.asarray(im.convert("L"))
+    arr = np.asarray(im)
+    if arr.ndim == 3:  # an RGB(A) label map stores the id in every channel
+        arr = arr[..., 0]
+    if arr.dtype != np.uint8:
+        arr = arr.astype(np.int64)
+        arr = np.where((arr < 0) | (arr > 255), IGNORE_INDEX, arr).astype(np.uint8)
+    return arr
+
+
+def load_mask(path: Path, domain: Domain) -> np.ndarray:
+    with Image.open(path) as im:
+        return mask_array(im, domain)
+
+
+class SegmentationDataset(Dataset):
+    """A split of a domain as ``{"image", "mask", "name"}`` items.
+
+    ``image``: float32 ``(3, size, size)``, normalised. ``mask``: binary float32 ``(1, size, size)``
+    in {0, 1}; multiclass int64 ``(size, size)`` class ids, 255 = ignore. ``name``: the image's stem.
+    ``split``: "train", "val" or a test-set key of the domain.
+    """
+
+    def __init__(self, domain: str | Domain, root: str | Path, split: str, *, size: int, train: bool) -> None:
+        self.domain = get_domain(domain)
+        self.split, self.size, self.train = split, int(size), bool(train)
+        if self.size < 1:
+            raise BenchError(f"image size must be positive, got {size}")
+        self.samples = list_samples(self.domain, root, split)
+        self._mean = torch.tensor(PIXEL_MEAN).view(3, 1, 1)
+        self._std = torch.tensor(PIXEL_STD).view(3, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        s = self.samples[index]
+        square = (self.size, self.size)
+        img = load_image(s.image).resize(square, Image.BILINEAR)
+        image = torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)
+        image = (image - self._mean) / self._std
+        with Image.open(s.mask) as im:
+            m = mask_array(im, self.domain)
+        m = np.array(Image.fromarray(m).resize(square, Image.NEAREST))
+        if self.domain.task == "binary":
+            mask = torch.from_numpy(m > FOREGROUND_THRESHOLD).float().unsqueeze(0)
+        else:
+            mask = torch.from_numpy(m.astype(np.int64))
+        if self.train and torch.rand(()) < 0.5:
+            image, mask = image.flip(-1), mask.flip(-1)
+        return {"image": image.contiguous(), "mask": mask.contiguous(), "name": s.name}
+
+
+# ---------------------------------------------------------------------------------------- checking
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    split: str
+    count: int
+    min_hw: tuple[int, int]  # smallest height and width seen (taken separately)
+    max_hw: tuple[int, int]
+    fg_ratio: float  # mean over images of the foreground fraction (multiclass: not bg, not ignore)
+    classes: tuple[int, ...] = ()  # multiclass: class ids seen (ignore excluded)
+
+    def __str__(self) -> str:
+        if not self.count:
+            return f"{self.split:<14} n=0"
+        text = (f"{self.split:<14} n={self.count:<6} size {self.min_hw[0]}x{self.min_hw[1]}"
+                f"..{self.max_hw[0]}x{self.max_hw[1]} (HxW)  fg {self.fg_ratio:.3f}")
+        if self.classes:
+            text += f"  classes {','.join(map(str, self.classes))}"
+        return text
+
+
+@dataclass(frozen=True)
+class _FileInfo:
+    hw: tuple[int, int]
+    fg: float
+    classes: frozenset[int]
+
+
+def _decode(path: Path, *, reduced: bool) -> tuple[Image.Image | None, tuple[int, int], str]:
+    """Fully decode ``path``; JPEGs at reduced scale when only validity and size matter."""
+    if not path.is_file():
+        return None, (0, 0), "file not found"
+    try:
+        im = Image.open(path)
+        hw = (im.height, im.width)
+        if reduced and im.format == "JPEG":
+            im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+        im.load()
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+        return None, (0, 0), f"cannot decode ({type(exc).__name__}: {exc})"
+    return im, hw, ""
+
+
+def check_sample(domain: Domain, sample: Sample) -> tuple[_FileInfo | None, list[Problem]]:
+    problems = []
+    img, img_hw, err = _decode(sample.image, reduced=True)
+    if err:
+        problems.append(Problem(sample.image, f"image {err}"))
+    m, mask_hw, err = _decode(sample.mask, reduced=False)
+    if err:
+        problems.append(Problem(sample.mask, f"mask {err}"))
+    if img is None or m is None:
+        return None, problems
+    img.close()
+    if img_hw != mask_hw:
+        problems.append(Problem(sample.mask, f"mask size {mask_hw[0]}x{mask_hw[1]} != image size "
+                                             f"{img_hw[0]}x{img_hw[1]} (HxW) of {sample.image.name}"))
+    arr = mask_array(m, domain)
+    m.close()
+    values = np.unique(arr)
+    if domain.task == "binary":
+        bad = values[(values != 0) & (values != 255)]
+        fg = float((arr > FOREGROUND_THRESHOLD).mean())
+        classes: frozenset[int] = frozenset()
+        allowed = "{0,255}"
+    else:
+        bad = values[(values >= domain.num_classes) & (values != IGNORE_INDEX)]
+        fg = float(((arr != 0) & (arr != IGNORE_INDEX)).mean())
+        classes = frozenset(int(v) for v in values if v != IGNORE_INDEX)
+        allowed = f"0..{domain.num_classes - 1} or {IGNORE_INDEX} (ignore)"
+    if bad.size:
+        shown = ", ".join(str(int(v)) for v in bad[:8]) + (", ..." if bad.size > 8 else "")
+        problems.append(Problem(sample.mask, f"mask values outside {allowed}: {shown}"))
+    if problems:
+        return None, problems
+    return _FileInfo(img_hw, fg, classes), []
+
+
+def _summarise_split(split: str, infos: Iterable[_FileInfo]) -> SplitSummary:
+    infos = list(infos)
+    if not infos:
+        return SplitSummary(split, 0, (0, 0), (0, 0), 0.0)
+    hs, ws = [i.hw[0] for i in infos], [i.hw[1] for i in infos]
+    classes = frozenset().union(*(i.classes for i in infos))
+    return SplitSummary(split, len(infos), (min(hs), min(ws)), (max(hs), max(ws)),
+                        float(np.mean([i.fg for i in infos])), tuple(sorted(classes)))
+
+
+def check_domain(domain: str | Domain, root: str | Path, *, workers: int = 4
+                 ) -> tuple[list[SplitSummary], list[Problem]]:
+    """Decode and validate every file every split references under the data root ``root``.
+
+    Returns one summary per split (over the files without problems) and every problem found. A
+    missing domain folder is one problem, not an exception.
+    """
+    domain = get_domain(domain)
+    try:
+        droot = resolve_domain_root(domain, root)
+    except BenchError as exc:
+        return [], [Problem(Path(root) / domain.archive, str(exc))]
+    summaries, problems = [], []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # PIL decodes without the GIL
+        for split in domain.splits:
+            samples, listing = scan_split(domain, droot, split)
+            problems += listing
+            infos = []
+            for info, probs in pool.map(lambda s: check_sample(domain, s), samples):
+                problems += probs
+                if info is not None:
+                    infos.append(info)
+            summaries.append(_summarise_split(split, infos))
+    return summaries, problems
+
+
+def _summarise(problems: list[Problem]) -> str:
+    first = str(problems[0]).replace("\n", " ")
+    rest = len(problems) - 1
+    return first + (f" (and {rest} other problem{'s' if rest > 1 else ''})" if rest else "")
+
+
+def validate_or_raise(domain: str | Domain, root: str | Path) -> list[SplitSummary]:
+    """``check_domain``, raising a one-line ``BenchError`` (first problem + count of the others)."""
+    domain = get_domain(domain)
+    summaries, problems = check_domain(domain, root)
+    if problems:
+        raise BenchError(f"{domain.key} data invalid: {_summarise(problems)}")
+    return summaries
