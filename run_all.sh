@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Reproduce every table of the Conv-LoRA paper, end to end.
+#
+#   ./run_all.sh                 set up .venv (first time) and run the SMOKE reproduction: all ten
+#                                methods x all seven domains x 3 seeds on synthetic data with a tiny
+#                                random SAM (a pipeline check, not the paper's numbers), then the
+#                                exact #Params column at ViT-H and Tables 1 and 2.
+#   ./run_all.sh --data-root DATA --checkpoint sam_vit_h_4b8939.pth
+#                                the same grid with the official settings (`paper` preset).
+#   ./run_all.sh --tests         set up .venv (first time) and run the test suite.
+#
+# Environment: VENV (default .venv), PYTHON (default python3), OUT (default runs/<preset>),
+# SEEDS (default "0 1 2"), TORCH_SPEC (pip requirement for torch and torchvision).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+setup() {
+    if [ -x "$VENV/bin/sam-peft-bench" ] && "$VENV/bin/python" -c "import benchmark, segment_anything" 2>/dev/null; then
+        return
+    fi
+    echo "== setting up $VENV" >&2
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip
+    # torch and torchvision together from the registry (segment-anything imports torchvision);
+    # the default build runs on CPU as well as on a GPU.
+    if [ -n "${TORCH_SPEC:-}" ]; then
+        # shellcheck disable=SC2086
+        "$VENV/bin/pip" install --quiet $TORCH_SPEC
+    elif [ "$(uname -m)" = "aarch64" ]; then
+        "$VENV/bin/pip" install --quiet "torch==2.9.1" "torchvision==0.24.1"
+    else
+        "$VENV/bin/pip" install --quiet "torch==2.14.1" "torchvision==0.29.1"
+    fi
+    "$VENV/bin/pip" install --quiet -e ".[dev]"
+}
+
+if [ "${1:-}" = "--tests" ]; then
+    shift
+    setup
+    exec "$VENV/bin/python" -m pytest "$@"
+fi
+
+DATA_ROOT=""
+CHECKPOINT=""
+EXTRA=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --data-root) DATA_ROOT=$2; shift 2 ;;
+        --checkpoint) CHECKPOINT=$2; shift 2 ;;
+        *) EXTRA+=("$1"); shift ;;
+    esac
+done
+
+setup
+BENCH="$VENV/bin/sam-peft-bench"
+SEEDS=${SEEDS:-"0 1 2"}
+
+if [ -n "$DATA_ROOT" ] || [ -n "$CHECKPOINT" ]; then
+    if [ -z "$DATA_ROOT" ] || [ -z "$CHECKPOINT" ]; then
+        echo "error: the paper preset needs both --data-root and --checkpoint" >&2
+        exit 2
+    fi
+    PRESET=paper
+    OUT=${OUT:-runs/paper}
+    GRID_ARGS=(--preset paper --backbone sam_vit_h --data-root "$DATA_ROOT" --checkpoint "$CHECKPOINT")
+else
+    PRESET=smoke
+    OUT=${OUT:-runs/smoke}
+    GRID_ARGS=(--preset smoke)
+fi
+
+echo "== grid: all methods x all domains x seeds $SEEDS ($PRESET preset) -> $OUT" >&2
+# shellcheck disable=SC2086
+status=0
+"$BENCH" run --methods all --domains all --seeds $SEEDS --out "$OUT" "${GRID_ARGS[@]}" "${EXTRA[@]}" || status=$?
+
+if [ "$PRESET" = smoke ]; then
+    echo
+    echo "SMOKE RESULTS: synthetic data and a tiny random SAM. A pipeline check, NOT the paper's numbers."
+fi
+echo
+echo "## #Params (M) / Ratio (%) at SAM ViT-H (exact, no weights needed)"
+"$BENCH" params --backbone sam_vit_h
+echo
+echo "## Table 1 ($PRESET preset, ours beside the paper)"
+"$BENCH" table --table 1 --source runs --runs "$OUT" --side-by-side
+echo
+echo "## Table 2 ($PRESET preset, ours beside the paper)"
+"$BENCH" table --table 2 --source runs --runs "$OUT" --side-by-side
+"$BENCH" report --runs "$OUT" --out "$OUT/report.md" >&2 && echo "report: $OUT/report.md" >&2
+exit $status
