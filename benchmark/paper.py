@@ -17,7 +17,17 @@ from benchmark.labels import METHOD_LABELS
 
 PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
 PAPER_CSV = PAPER_DIR / "paper_tables.csv"
-TEXT_COLUMNS = ("table", "method", "dataset", "metric", "mean", "std", "params_m", "ratio_pct", "printed_mark")
+TEXT_COLUMNS = (
+    "table",
+    "method",
+    "dataset",
+    "metric",
+    "mean",
+    "std",
+    "params_m",
+    "ratio_pct",
+    "printed_mark",
+)
 
 
 def _to_float(text: str) -> float:
@@ -41,7 +51,9 @@ def load_paper(table: str | int | None = None) -> pd.DataFrame:
         raise BenchError(f"{PAPER_CSV}: expected columns {', '.join(TEXT_COLUMNS)}")
     if table is not None:
         if str(table) not in set(df["table"]):
-            raise BenchError(f"the paper has no table {table!r}; valid: {', '.join(sorted(set(df['table'])))}")
+            raise BenchError(
+                f"the paper has no table {table!r}; valid: {', '.join(sorted(set(df['table'])))}"
+            )
         df = df[df["table"] == str(table)].reset_index(drop=True)
     df["mean_value"] = df["mean"].map(_to_float).astype(float)
     df["std_value"] = df["std"].map(_to_float).astype(float)

@@ -1,5 +1,177 @@
-"""Placeholder: this command module is being written; it adds no commands yet."""
+"""One Markdown page for a runs folder: params, Tables 1 and 2 beside the paper, verdicts, run costs.
+
+:func:`build_report` is a pure function of the records (same records, same bytes); the command
+writes the page atomically (a temp file in the target folder, then a rename).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmark.compare import compare_records, regression_lines, render_verdicts, summary
+from benchmark.errors import BenchError
+from benchmark.records import load_runs, ok_records
+from benchmark.tables import (
+    BOLD_NOTE,
+    STD_NOTE,
+    method_label,
+    method_order,
+    paper_params_rows,
+    render_grid,
+    render_params,
+    render_table,
+    runs_params,
+    runs_table,
+    table_of,
+)
+
+SMOKE_BANNER = (
+    "> **PIPELINE CHECK, NOT A REPRODUCTION.** {which} come from the `smoke` preset: synthetic data\n"
+    "> and a random tiny SAM. These numbers only show that training, evaluation and reporting run end\n"
+    "> to end; they say nothing about the methods, and their verdicts against the paper are meaningless."
+)
+
+
+def _smoke_banner(records: Sequence[dict]) -> str:
+    smoke = sum(r.get("preset") == "smoke" for r in records)
+    if not smoke:
+        return ""
+    which = "All records" if smoke == len(records) else f"{smoke} of the {len(records)} records"
+    return SMOKE_BANNER.format(which=which)
+
+
+def _counts(records: Sequence[dict], field: str) -> str:
+    counts = Counter(str(r.get(field)) for r in records)
+    return ", ".join(f"{k} ({n})" for k, n in sorted(counts.items()))
+
+
+def _num(x: object, digits: int) -> str:
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) and not isinstance(x, bool) else ""
+
+
+def cost_table(records: Sequence[dict]) -> str:
+    """Every run (failed ones included): where the time and memory went."""
+    order = {k: i for i, k in enumerate(method_order({r["method"] for r in records}))}
+    rows = sorted(records, key=lambda r: (order[r["method"]], str(r.get("domain")), str(r.get("seed"))))
+    header = [
+        "Method",
+        "Domain",
+        "Seed",
+        "Status",
+        "Train (s)",
+        "Eval (s)",
+        "Peak memory (MB)",
+        "Trainable params",
+    ]
+    body = [
+        [
+            method_label(r["method"]),
+            str(r.get("domain", "")),
+            str(r.get("seed", "")),
+            r["status"] if r["status"] == "ok" else f"{r['status']}: {r.get('error') or ''}".strip(),
+            _num(r.get("train_seconds"), 1),
+            _num(r.get("eval_seconds"), 1),
+            _num(r.get("peak_memory_mb"), 0),
+            f"{r['trainable_params']:,}" if isinstance(r.get("trainable_params"), int) else "",
+        ]
+        for r in rows
+    ]
+    total = sum(r.get("train_seconds") or 0 for r in records)
+    return render_grid(header, body, "markdown", notes=[f"Total training time: {total / 3600:.2f} h."])
+
+
+def build_report(
+    records: Sequence[dict],
+    *,
+    runs_dir: str = "",
+    backbone: str | None = None,
+    tolerance_sd: float = 2.0,
+    tolerance_abs: float = 1.0,
+) -> str:
+    """The report page for ``records`` (all statuses; tables use the ok ones)."""
+    ok = ok_records(records)
+    parts = ["# sam-peft-bench report", ""]
+    banner = _smoke_banner(records)
+    if banner:
+        parts += [banner, ""]
+    parts += [
+        f"- Runs folder: `{runs_dir}`" if runs_dir else "- Runs folder: (given records)",
+        f"- Backbone: `{backbone}`",
+        f"- Records: {len(records)} ({len(ok)} ok, {len(records) - len(ok)} failed)",
+        f"- Presets: {_counts(records, 'preset')}",
+        f"- Git commits: {_counts(records, 'git_commit')}",
+        "",
+        f"{STD_NOTE} {BOLD_NOTE} Published numbers: Zhong et al., ICLR 2024, arXiv 2401.17868 (`results/paper/`).",
+        "",
+        "## Trainable parameters",
+        "",
+        render_params(runs_params(ok), "markdown", paper=paper_params_rows()),
+    ]
+    verdicts = compare_records(ok, tolerance_sd=tolerance_sd, tolerance_abs=tolerance_abs)
+    for number, title in (("1", "Table 1: binary segmentation"), ("2", "Table 2: Trans10K-v2")):
+        table = runs_table(number, ok)
+        parts += [f"## {title}", "", render_table(table, "markdown")]
+        mine = [v for v in verdicts if table_of(v.test_set) == number]
+        parts += [f"### {title}, beside the paper", ""]
+        parts += [render_verdicts(mine, "table") if mine else "No cell of ours matches a published one.\n"]
+    parts += [
+        "## Verdicts against the paper",
+        "",
+        f"Tolerances: regressed when worse by more than {tolerance_abs:g} points AND more than "
+        f"{tolerance_sd:g} sd (the published sd where printed, else ours; BER lower is better).",
+        "",
+        summary(verdicts) + ".",
+        "",
+    ]
+    lines = regression_lines(verdicts)
+    parts += [f"- {line}" for line in lines] + ([""] if lines else [])
+    parts += ["## Cost of each run", "", cost_table(records)]
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def add_commands(subparsers) -> None:
-    return None
+    p = subparsers.add_parser(
+        "report", help="one Markdown page: params, tables beside the paper, verdicts, costs"
+    )
+    p.add_argument("--runs", metavar="DIR", required=True)
+    p.add_argument("--out", metavar="FILE", required=True, help="Markdown file to write (atomically)")
+    p.add_argument("--backbone", help="records' backbone; needed when the records hold several")
+    p.add_argument("--tolerance-sd", type=float, default=2.0)
+    p.add_argument("--tolerance-abs", type=float, default=1.0)
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    backbone, records = load_runs(args.runs, backbone=args.backbone)
+    text = build_report(
+        records,
+        runs_dir=args.runs,
+        backbone=backbone,
+        tolerance_sd=args.tolerance_sd,
+        tolerance_abs=args.tolerance_abs,
+    )
+    try:
+        write_atomic(args.out, text)
+    except OSError as exc:
+        raise BenchError(f"cannot write {args.out}: {exc}") from None
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
