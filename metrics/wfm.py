@@ -1,0 +1,75 @@
+"""Weighted F-measure F_beta^w (Margolin et al., CVPR 2014) with beta^2 = 0.3, the paper's F_beta^w.
+
+Trap: py-sod-metrics 1.6.2's ``WeightedFmeasure`` defaults to ``beta=1``; the official evaluation
+uses 0.3 (its ``beta`` argument is beta^2: Q = (1 + b) R P / (R + b P)). We fix 0.3 here.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from scipy.ndimage import correlate1d, distance_transform_edt
+
+from metrics.base import PerImageMean
+from metrics.registry import register_metric
+from metrics.sod import EPS, normalize_sod
+
+BETA2 = 0.3
+
+
+def matlab_gaussian_1d(size: int = 7, sigma: float = 5.0) -> np.ndarray:
+    """One axis of MATLAB ``fspecial('gaussian', size, sigma)``, normalised to sum 1.
+
+    The 2-D kernel is the outer product of this with itself (exp(-(x^2+y^2)/2s^2) factors and
+    the normalisation factors too), and for 7x7, sigma 5 MATLAB's zeroing of values below
+    eps * max removes nothing, so two 1-D passes equal the 7x7 convolution to rounding.
+    """
+    half = (size - 1) / 2
+    x = np.arange(-half, half + 1)
+    k = np.exp(-(x * x) / (2 * sigma * sigma))
+    return k / k.sum()
+
+
+def weighted_f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = BETA2) -> float:
+    """F^w = (1 + b) R^w P^w / (R^w + b P^w + eps) on a normalised map; 0 for an empty GT.
+
+    Follows the MATLAB reference line by line (as py-sod-metrics does): the error E = |pred - gt|
+    is propagated to each background pixel from its nearest foreground pixel (Euclidean distance
+    transform with indices), smoothed by a 7x7 Gaussian (sigma 5, zero padding), the smaller of E
+    and the smoothed error is kept inside the foreground, and background errors are weighted by
+    2 - exp(log(0.5) / 5 * distance). Two exact rewrites make it ~2x faster than py-sod-metrics:
+    the Gaussian is applied as two separable 1-D passes, and the nearest-pixel copy is one flat
+    ``take`` (a foreground pixel is its own nearest foreground pixel).
+    """
+    n_fg = int(np.count_nonzero(gt))
+    if n_fg == 0:
+        return 0.0
+    height, width = gt.shape
+    dist, (rows, cols) = distance_transform_edt(~gt, return_indices=True)
+    err = np.abs(pred - gt)
+    nearest = rows * width + cols
+    err_t = np.take(err.ravel(), nearest.ravel()).reshape(height, width)
+    k = matlab_gaussian_1d(7, 5.0)
+    err_a = correlate1d(correlate1d(err_t, k, axis=0, mode="constant"), k, axis=1, mode="constant")
+    min_err = np.where(gt & (err_a < err), err_a, err)
+    importance = np.where(gt, 1.0, 2 - np.exp(np.log(0.5) / 5 * dist))
+    err_w = min_err * importance
+    err_fg = float(np.sum(err_w, where=gt))
+    err_bg = float(np.sum(err_w, where=~gt))
+    tp_w = n_fg - err_fg
+    recall = 1 - err_fg / n_fg
+    precision = tp_w / (tp_w + err_bg + EPS)
+    return (1 + beta2) * recall * precision / (recall + beta2 * precision + EPS)
+
+
+@register_metric
+class WeightedFMeasure(PerImageMean):
+    """``wfm``: weighted F-measure, beta^2 = 0.3, per image on the normalised map, averaged over
+    images; an image with an empty GT scores 0 (as py-sod-metrics and the official code)."""
+
+    keys: ClassVar[tuple[str, ...]] = ("wfm",)
+    higher_is_better: ClassVar[bool] = True
+
+    def score(self, pred: np.ndarray, gt: np.ndarray) -> float:
+        return weighted_f_measure(normalize_sod(pred), gt, beta2=BETA2)
