@@ -214,9 +214,20 @@ def params_of(records: Sequence[dict]) -> tuple[str, str]:
 # ---- building tables ------------------------------------------------------------------------------
 
 
-def runs_table(number: str, records: Sequence[dict], *, columns: Sequence[Column] | None = None) -> Table:
-    """Our table ``number`` ("1" or "2") from ok records; every method of the paper's table is a row."""
+def runs_table(
+    number: str,
+    records: Sequence[dict],
+    *,
+    columns: Sequence[Column] | None = None,
+    methods: Sequence[str] | None = None,
+) -> Table:
+    """Our table ``number`` ("1" or "2") from ok records.
+
+    Rows: ``methods`` (default: the paper's methods of that table) even when empty, plus every
+    method with a value in the records. ``columns`` defaults to the paper's layout.
+    """
     cols = tuple(columns or TABLE_COLUMNS[number])
+    shown = TABLE_METHODS.get(number, ()) if methods is None else methods
     ok = [r for r in records if r.get("status") == "ok"]
     agg = aggregate(ok)
     agg = (
@@ -224,7 +235,7 @@ def runs_table(number: str, records: Sequence[dict], *, columns: Sequence[Column
         if len(agg)
         else agg
     )
-    keys = method_order(set(TABLE_METHODS.get(number, ())) | set(agg["method"]))
+    keys = method_order(set(shown) | set(agg["method"]))
     rows = []
     for key in keys:
         cells = {}
