@@ -227,16 +227,18 @@ class SegmentationDataset(Dataset):
 @dataclass(frozen=True)
 class SplitSummary:
     split: str
-    count: int
+    count: int  # files without problems; the other fields summarise these
+    listed: int  # files the split references
     min_hw: tuple[int, int]  # smallest height and width seen (taken separately)
     max_hw: tuple[int, int]
     fg_ratio: float  # mean over images of the foreground fraction (multiclass: not bg, not ignore)
     classes: tuple[int, ...] = ()  # multiclass: class ids seen (ignore excluded)
 
     def __str__(self) -> str:
+        n = f"{self.count}" if self.count == self.listed else f"{self.count}/{self.listed} ok"
         if not self.count:
-            return f"{self.split:<14} n=0"
-        text = (f"{self.split:<14} n={self.count:<6} size {self.min_hw[0]}x{self.min_hw[1]}"
+            return f"{self.split:<14} n={n}"
+        text = (f"{self.split:<14} n={n:<6} size {self.min_hw[0]}x{self.min_hw[1]}"
                 f"..{self.max_hw[0]}x{self.max_hw[1]} (HxW)  fg {self.fg_ratio:.3f}")
         if self.classes:
             text += f"  classes {','.join(map(str, self.classes))}"
@@ -300,13 +302,13 @@ def check_sample(domain: Domain, sample: Sample) -> tuple[_FileInfo | None, list
     return _FileInfo(img_hw, fg, classes), []
 
 
-def _summarise_split(split: str, infos: Iterable[_FileInfo]) -> SplitSummary:
+def _summarise_split(split: str, listed: int, infos: Iterable[_FileInfo]) -> SplitSummary:
     infos = list(infos)
     if not infos:
-        return SplitSummary(split, 0, (0, 0), (0, 0), 0.0)
+        return SplitSummary(split, 0, listed, (0, 0), (0, 0), 0.0)
     hs, ws = [i.hw[0] for i in infos], [i.hw[1] for i in infos]
     classes = frozenset().union(*(i.classes for i in infos))
-    return SplitSummary(split, len(infos), (min(hs), min(ws)), (max(hs), max(ws)),
+    return SplitSummary(split, len(infos), listed, (min(hs), min(ws)), (max(hs), max(ws)),
                         float(np.mean([i.fg for i in infos])), tuple(sorted(classes)))
 
 
@@ -332,7 +334,7 @@ def check_domain(domain: str | Domain, root: str | Path, *, workers: int = 4
                 problems += probs
                 if info is not None:
                     infos.append(info)
-            summaries.append(_summarise_split(split, infos))
+            summaries.append(_summarise_split(split, len(samples), infos))
     return summaries, problems
 
 

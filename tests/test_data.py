@@ -266,8 +266,9 @@ def test_all_problems_are_listed_and_the_error_counts_the_rest(tmp_path):
     root, droot = _fresh(tmp_path, "polyp")
     (droot / "test_Kvasir.csv").unlink()
     truncated = _corrupt(droot, "truncated_image")
-    _, problems = check_domain("polyp", root)
+    summaries, problems = check_domain("polyp", root)
     assert {p.path for p in problems} == {droot / "test_Kvasir.csv", truncated}
+    assert (summaries[0].count, summaries[0].listed) == (N - 1, N) and "n=3/4 ok" in str(summaries[0])
     with pytest.raises(BenchError, match=r"and 1 other problem\)$"):
         validate_or_raise("polyp", root)
 
