@@ -236,6 +236,11 @@ def _run(args) -> int:
         raise BenchError(f"no cell is present in both {args.runs} and {args.against}: nothing to compare")
     theirs = "paper" if against is None else "theirs"
     print(render_verdicts(verdicts, args.format, theirs=theirs), end="")
+    if against is None and any(r.get("preset") == "smoke" for r in ours):
+        print(
+            "note: smoke-preset records (synthetic data, tiny SAM): verdicts against the paper are meaningless",
+            file=sys.stderr,
+        )
     print(summary(verdicts), file=sys.stderr)
     lines = regression_lines(verdicts)
     for line in lines:

@@ -14,19 +14,54 @@ from benchmark.tables import paper_table
 SEED = Path("/work/shared/seeds/000_331f41c2bfca5dd8.txt")
 
 TABLE1_METHODS = [
-    "Domain Specific", "SAM trained from scratch", "decoder-only", "BitFit", "Adapter", "VPT", "LST",
-    "SAM-Adapter", "SSF", "LoRA", "Conv-LoRA",
+    "Domain Specific",
+    "SAM trained from scratch",
+    "decoder-only",
+    "BitFit",
+    "Adapter",
+    "VPT",
+    "LST",
+    "SAM-Adapter",
+    "SSF",
+    "LoRA",
+    "Conv-LoRA",
 ]
 TABLE2_METHODS = ["TransLab", "Trans2Seg", "decoder-only", "VPT", "LoRA", "Conv-LoRA"]
 TABLE1_COLUMNS = [
-    ("Kvasir", "S_alpha"), ("Kvasir", "E_phi"), ("CVC-612", "S_alpha"), ("CVC-612", "E_phi"),
-    ("ISIC 2017", "Jac"), ("ISIC 2017", "Dice"), ("CAMO", "S_alpha"), ("CAMO", "E_phi"),
-    ("CAMO", "F_beta_w"), ("SBU", "BER"), ("Leaf", "IoU"), ("Leaf", "Dice"), ("Road", "IoU"), ("Road", "Dice"),
+    ("Kvasir", "S_alpha"),
+    ("Kvasir", "E_phi"),
+    ("CVC-612", "S_alpha"),
+    ("CVC-612", "E_phi"),
+    ("ISIC 2017", "Jac"),
+    ("ISIC 2017", "Dice"),
+    ("CAMO", "S_alpha"),
+    ("CAMO", "E_phi"),
+    ("CAMO", "F_beta_w"),
+    ("SBU", "BER"),
+    ("Leaf", "IoU"),
+    ("Leaf", "Dice"),
+    ("Road", "IoU"),
+    ("Road", "Dice"),
 ]
-TABLE2_COLUMNS = [("Trans10K", m) for m in (
-    "Acc", "mIoU", "bg", "shelf", "jar", "freezer", "window", "door", "eyeglass", "cup", "wall", "bowl",
-    "bottle", "box",
-)]
+TABLE2_COLUMNS = [
+    ("Trans10K", m)
+    for m in (
+        "Acc",
+        "mIoU",
+        "bg",
+        "shelf",
+        "jar",
+        "freezer",
+        "window",
+        "door",
+        "eyeglass",
+        "cup",
+        "wall",
+        "bowl",
+        "bottle",
+        "box",
+    )
+]
 
 
 @pytest.mark.parametrize(
@@ -71,7 +106,10 @@ def test_spot_values_as_printed(table, method, dataset, metric, mean, std):
 
 def test_params_column_as_printed():
     df = load_paper().drop_duplicates(["table", "method"])
-    got = {(t, m): (p, r) for t, m, p, r in zip(df["table"], df["method"], df["params_m"], df["ratio_pct"], strict=True)}
+    got = {
+        (t, m): (p, r)
+        for t, m, p, r in zip(df["table"], df["method"], df["params_m"], df["ratio_pct"], strict=True)
+    }
     assert got[("1", "Domain Specific")] == ("", "100")
     assert got[("1", "SAM trained from scratch")] == ("641.09", "100")
     assert got[("1", "LST")] == ("11.49", "1.77")
@@ -121,7 +159,12 @@ def test_table_2_underlines_differ_from_the_rule_exactly_where_documented():
         for c, cell in r.cells.items()
         if cell.mark == "underline"
     }
-    assert computed - printed == {("TransLab", "mIoU"), ("TransLab", "shelf"), ("TransLab", "jar"), ("TransLab", "box")}
+    assert computed - printed == {
+        ("TransLab", "mIoU"),
+        ("TransLab", "shelf"),
+        ("TransLab", "jar"),
+        ("TransLab", "box"),
+    }
     assert printed - computed == {("Trans2Seg", "freezer")}
 
 
@@ -129,8 +172,13 @@ def test_table_2_underlines_differ_from_the_rule_exactly_where_documented():
 def test_every_value_matches_the_seed_document():
     text = SEED.read_text(encoding="utf-8")
     df = load_paper()
-    for table, methods, start in (("1", TABLE1_METHODS, "Domain Specific\t"), ("2", TABLE2_METHODS, "TransLab\t")):
-        lines = [ln for ln in text[text.index(start):].splitlines() if ln.split("\t")[0] in methods][: len(methods)]
+    for table, methods, start in (
+        ("1", TABLE1_METHODS, "Domain Specific\t"),
+        ("2", TABLE2_METHODS, "TransLab\t"),
+    ):
+        lines = [ln for ln in text[text.index(start) :].splitlines() if ln.split("\t")[0] in methods][
+            : len(methods)
+        ]
         assert [ln.split("\t")[0] for ln in lines] == methods
         for line in lines:
             method, params, *cells = line.split("\t")

@@ -18,10 +18,21 @@ CONV_SIZE = {"trainable_params": 4_020_096, "total_params": 641_605_168}  # 4.02
 
 def record(method, domain, seed, metrics, *, backbone="sam_vit_h", status="ok", preset="paper", size=None):
     return {
-        "method": method, "backbone": backbone, "domain": domain, "seed": seed, "status": status,
-        "error": None if status == "ok" else "boom", "preset": preset, "metrics": metrics,
-        **(size or LORA_SIZE), "train_seconds": 10.0, "eval_seconds": 1.0, "peak_memory_mb": 512.0,
-        "config": {}, "versions": {}, "git_commit": "abc1234",
+        "method": method,
+        "backbone": backbone,
+        "domain": domain,
+        "seed": seed,
+        "status": status,
+        "error": None if status == "ok" else "boom",
+        "preset": preset,
+        "metrics": metrics,
+        **(size or LORA_SIZE),
+        "train_seconds": 10.0,
+        "eval_seconds": 1.0,
+        "peak_memory_mb": 512.0,
+        "config": {},
+        "versions": {},
+        "git_commit": "abc1234",
     }
 
 
@@ -54,7 +65,9 @@ def write_runs(folder, records):
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """``benchmark.cli.main`` with only this issue's command modules (fast, no torch import)."""
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("benchmark.tables", "benchmark.compare", "benchmark.report"))
+    monkeypatch.setattr(
+        cli, "_COMMAND_MODULES", ("benchmark.tables", "benchmark.compare", "benchmark.report")
+    )
 
     def run(*argv):
         code = cli.main([str(a) for a in argv])
@@ -145,7 +158,9 @@ def test_single_method_column_is_not_bold():
 def test_table_2_flattens_class_iou_with_two_decimals():
     recs = [
         record(
-            "conv_lora", "trans10k", s,
+            "conv_lora",
+            "trans10k",
+            s,
             {"trans10k": {"acc": 0.95, "miou": 0.6, "class_iou": [0.9] + [0.5] * 10 + [0.1 + s / 100]}},
             size=CONV_SIZE,
         )
@@ -211,7 +226,10 @@ def test_cli_paper_table_1_rows_as_published(run_cli):
         "| **77.6 ± 0.57** | **85.7 ± 0.36** | **88.3 ± 0.40** | **92.4 ± 0.31** | **84.0 ± 0.34** "
         "| **2.54 ± 0.081** | **74.5 ± 0.39** | **84.3 ± 0.34** | **62.6 ± 0.36** | **76.8 ± 0.27** |\n"
     ) in out
-    assert "| decoder-only | 3.51 / 0.55% | 86.5 | 89.5 | 85.5 | 89.9 | 69.7 | 79.5 | 78.5 | 83.1 | 69.8 | 14.58 |" in out
+    assert (
+        "| decoder-only | 3.51 / 0.55% | 86.5 | 89.5 | 85.5 | 89.9 | 69.7 | 79.5 | 78.5 | 83.1 | 69.8 | 14.58 |"
+        in out
+    )
 
 
 def test_cli_paper_table_2_bold_per_column(run_cli):
@@ -228,8 +246,22 @@ def test_cli_paper_json_values_as_printed(run_cli):
     assert code == 0
     items = json.loads(out)
     assert len(items) == 11 * 14
-    assert {"method": "BitFit", "dataset": "SBU", "metric": "BER", "mean": 3.16, "std": 0.128, "n": None} in items
-    assert {"method": "Domain Specific", "dataset": "Road", "metric": "Dice", "mean": 73.0, "std": None, "n": None} in items
+    assert {
+        "method": "BitFit",
+        "dataset": "SBU",
+        "metric": "BER",
+        "mean": 3.16,
+        "std": 0.128,
+        "n": None,
+    } in items
+    assert {
+        "method": "Domain Specific",
+        "dataset": "Road",
+        "metric": "Dice",
+        "mean": 73.0,
+        "std": None,
+        "n": None,
+    } in items
 
 
 def test_cli_paper_latex_underlines_and_bold(run_cli):
@@ -273,7 +305,9 @@ def test_cli_params_from_runs_and_side_by_side(run_cli, tmp_path):
 def test_cli_params_from_paper(run_cli):
     code, out, _ = run_cli("table", "--table", "params", "--source", "paper", "--format", "csv")
     assert code == 0
-    assert out.startswith("Method,#Params (M),Ratio (%)\nDomain Specific,*,100\nSAM trained from scratch,641.09,100\n")
+    assert out.startswith(
+        "Method,#Params (M),Ratio (%)\nDomain Specific,*,100\nSAM trained from scratch,641.09,100\n"
+    )
     assert "Trans2Seg,56.20,100\n" in out
 
 
