@@ -27,7 +27,8 @@ EPS = np.spacing(1)
 def normalize_sod(pred: np.ndarray) -> np.ndarray:
     """MATLAB ``mapminmax``: rescale ``pred`` (float64, [0, 1]) to span [0, 1] unless it is constant."""
     lo, hi = pred.min(), pred.max()
-    if hi != lo:
+    # (p - 0) / (1 - 0) is p exactly: skip the two full-image passes for maps spanning [0, 1].
+    if hi != lo and (lo, hi) != (0.0, 1.0):
         return (pred - lo) / (hi - lo)
     return pred
 

@@ -31,6 +31,25 @@ def matlab_gaussian_1d(size: int = 7, sigma: float = 5.0) -> np.ndarray:
     return k / k.sum()
 
 
+def gaussian_blur_7x7(image: np.ndarray, kernel: np.ndarray, block: int = 64) -> np.ndarray:
+    """Separable 7-tap blur with zero padding (``scipy.ndimage.convolve(mode="constant")`` of the
+    outer-product kernel, to rounding). The column pass is a sum of 7 shifted row blocks: scipy's
+    ``correlate1d`` along axis 0 walks strided columns and takes ~20 ms on 1024x1024, this ~6 ms."""
+    height = image.shape[0]
+    padded = np.zeros((height + 6, image.shape[1]), dtype=np.float64)
+    padded[3:-3] = image
+    out = np.empty_like(padded[3:-3])
+    scratch = np.empty_like(padded[:block])
+    for start in range(0, height, block):
+        stop = min(start + block, height)
+        acc, tmp = out[start:stop], scratch[: stop - start]
+        np.multiply(padded[start:stop], kernel[0], out=acc)
+        for j in range(1, 7):
+            np.multiply(padded[start + j : stop + j], kernel[j], out=tmp)
+            acc += tmp
+    return correlate1d(out, kernel, axis=1, mode="constant")
+
+
 def weighted_f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = BETA2) -> float:
     """F^w = (1 + b) R^w P^w / (R^w + b P^w + eps) on a normalised map; 0 for an empty GT.
 
@@ -50,8 +69,7 @@ def weighted_f_measure(pred: np.ndarray, gt: np.ndarray, beta2: float = BETA2) -
     err = np.abs(pred - gt)
     nearest = rows * width + cols
     err_t = np.take(err.ravel(), nearest.ravel()).reshape(height, width)
-    k = matlab_gaussian_1d(7, 5.0)
-    err_a = correlate1d(correlate1d(err_t, k, axis=0, mode="constant"), k, axis=1, mode="constant")
+    err_a = gaussian_blur_7x7(err_t, matlab_gaussian_1d(7, 5.0))
     min_err = np.where(gt & (err_a < err), err_a, err)
     importance = np.where(gt, 1.0, 2 - np.exp(np.log(0.5) / 5 * dist))
     err_w = min_err * importance
