@@ -72,10 +72,25 @@ else
     GRID_ARGS=(--preset smoke)
 fi
 
-echo "== grid: all methods x all domains x seeds $SEEDS ($PRESET preset) -> $OUT" >&2
-# shellcheck disable=SC2086
+# The smoke grid is 210 tiny CPU runs: JOBS shards run side by side (one thread each), writing
+# into one folder; `run --shard K/N` gives each a disjoint share. The paper preset runs one job
+# (use `torchrun` or a SLURM array for more, see the README).
+if [ "$PRESET" = smoke ]; then JOBS=${JOBS:-$(nproc 2>/dev/null || echo 1)}; else JOBS=${JOBS:-1}; fi
+echo "== grid: all methods x all domains x seeds $SEEDS ($PRESET preset, $JOBS job(s)) -> $OUT" >&2
 status=0
-"$BENCH" run --methods all --domains all --seeds $SEEDS --out "$OUT" "${GRID_ARGS[@]}" "${EXTRA[@]}" || status=$?
+if [ "$JOBS" -le 1 ]; then
+    # shellcheck disable=SC2086
+    "$BENCH" run --methods all --domains all --seeds $SEEDS --out "$OUT" "${GRID_ARGS[@]}" "${EXTRA[@]}" || status=$?
+else
+    pids=()
+    for k in $(seq 1 "$JOBS"); do
+        # shellcheck disable=SC2086
+        "$BENCH" run --methods all --domains all --seeds $SEEDS --out "$OUT" --shard "$k/$JOBS" \
+            "${GRID_ARGS[@]}" "${EXTRA[@]}" $([ "$k" -gt 1 ] && echo --no-progress) &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+fi
 
 if [ "$PRESET" = smoke ]; then
     echo

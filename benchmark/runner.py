@@ -144,10 +144,19 @@ def smoke_data_root(n: int, seed: int = 0) -> Path:
     """Synthetic data for every domain in a cache folder, generated once per (version, n, seed)."""
     from benchmark.synth import synth_domain
 
+    import fcntl
+
+    from benchmark.data import is_synthetic
+
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sam-peft-bench"
     root = cache / f"synth-{SYNTH_VERSION}-n{n}-seed{seed}"
-    for key in DOMAINS:
-        synth_domain(key, root, n=n, seed=seed)
+    root.mkdir(parents=True, exist_ok=True)
+    # Shards of one grid start together: one writes, the others wait and then find it done.
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for key in DOMAINS:
+            if not is_synthetic(key, root):
+                synth_domain(key, root, n=n, seed=seed)
     return root
 
 
