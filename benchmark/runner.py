@@ -142,11 +142,10 @@ def git_commit() -> str | None:
 
 def smoke_data_root(n: int, seed: int = 0) -> Path:
     """Synthetic data for every domain in a cache folder, generated once per (version, n, seed)."""
-    from benchmark.synth import synth_domain
-
     import fcntl
 
     from benchmark.data import is_synthetic
+    from benchmark.synth import synth_domain
 
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sam-peft-bench"
     root = cache / f"synth-{SYNTH_VERSION}-n{n}-seed{seed}"
