@@ -73,7 +73,11 @@ def pair_files(pred_dir: Path, gt_dir: Path, *, strict: bool) -> tuple[list[Pair
     )
     if unmatched and strict:
         first = unmatched[0]
-        partner = f"ground truth {first.stem}.png in {gt_dir}" if first.stem in preds else f"prediction in {pred_dir}"
+        partner = (
+            f"ground truth {first.stem}.png in {gt_dir}"
+            if first.stem in preds
+            else f"prediction in {pred_dir}"
+        )
         raise BenchError(
             f"{first}: no {partner} ({len(unmatched)} unmatched file(s) in all; --no-strict skips them)"
         )
@@ -99,7 +103,9 @@ def read_image(path: Path, *, labels: bool) -> np.ndarray:
             mode = img.mode
             if labels:
                 if mode not in ("L", "P"):
-                    raise BenchError(f"{path}: label maps must be 8-bit single-channel (L or P) images, got mode {mode}")
+                    raise BenchError(
+                        f"{path}: label maps must be 8-bit single-channel (L or P) images, got mode {mode}"
+                    )
                 return np.asarray(img)
             if mode not in ("L", "P", "1", "LA", "RGB", "RGBA"):
                 raise BenchError(f"{path}: expected an 8-bit grayscale image, got mode {mode}")
@@ -221,7 +227,9 @@ def evaluate_folders(
     jobs = [(pairs[i : i + CHUNK], suite.keys, num_classes) for i in range(0, len(pairs), CHUNK)]
     bar = tqdm(total=len(pairs), unit="img", file=sys.stderr, disable=not progress, delay=1.0)
     with bar:
-        for start, chunk_suite in zip(range(0, len(pairs), CHUNK), _scored_chunks(jobs, workers), strict=True):
+        for start, chunk_suite in zip(
+            range(0, len(pairs), CHUNK), _scored_chunks(jobs, workers), strict=True
+        ):
             suite.merge(chunk_suite)
             bar.update(min(CHUNK, len(pairs) - start))
     results: dict = dict(suite.compute())
@@ -269,7 +277,8 @@ def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="score a folder of predictions against ground truths",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description="Score the predictions in --pred against the same-stem ground truths in --gt; "
+        "print each metric as a fraction in [0, 1] (data on stdout, progress and skips on stderr).",
     )
     parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="prediction maps (.png/.jpg)")
     parser.add_argument("--gt", required=True, type=Path, metavar="DIR", help="ground-truth masks (.png)")
@@ -278,9 +287,11 @@ def add_commands(subparsers) -> None:
         default="sm,em,wfm,mae,iou,dice,ber",
         help=f"comma list of metric keys (default: %(default)s); valid: {', '.join(METRICS.keys())}",
     )
-    parser.add_argument("--num-classes", type=int, default=None, help="classes incl. background (multi-class)")
+    parser.add_argument(
+        "--num-classes", type=int, default=None, metavar="N", help="classes incl. background (multi-class)"
+    )
     parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    parser.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes (default: 1)")
     parser.add_argument(
         "--strict",
         action=argparse.BooleanOptionalAction,

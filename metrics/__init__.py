@@ -5,7 +5,11 @@
 ``higher_is_better``. Importing this package registers every metric module listed below.
 """
 
-from metrics import auc, confusion, overlap, sod, wfm  # noqa: F401  (registration)
+# isort: off
+# Importing a module registers its metrics; this order is the listing order of ``METRICS.keys()``.
+from metrics import sod, wfm, overlap, confusion, auc  # noqa: F401
+
+# isort: on
 from metrics.base import Metric, MetricValue, PerImageMean
 from metrics.registry import METRICS, create_metric, register_metric
 from metrics.suite import MetricSuite

@@ -106,7 +106,9 @@ def check_labels(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_inde
     pred = np.asarray(pred)
     gt = np.asarray(gt)
     if pred.ndim != 2 or pred.shape != gt.shape:
-        raise ValueError(f"multi-class metrics need pred and gt of one (H, W) shape; got {pred.shape}, {gt.shape}")
+        raise ValueError(
+            f"multi-class metrics need pred and gt of one (H, W) shape; got {pred.shape}, {gt.shape}"
+        )
     for name, arr in (("pred", pred), ("gt", gt)):
         if not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"{name} must be an int label map, got dtype {arr.dtype}")

@@ -30,10 +30,14 @@ class MetricSuite:
         classes = [METRICS.get(key) for key in self.keys]
         tasks = {cls.task for cls in classes}
         if len(tasks) > 1:
-            raise BenchError(f"metrics {','.join(self.keys)} mix binary and multi-class inputs; evaluate them separately")
+            raise BenchError(
+                f"metrics {','.join(self.keys)} mix binary and multi-class inputs; evaluate them separately"
+            )
         self.task: str = tasks.pop()
         self.num_classes = num_classes
-        self.higher_is_better: dict[str, bool] = {key: cls.higher_is_better for key, cls in zip(self.keys, classes, strict=True)}
+        self.higher_is_better: dict[str, bool] = {
+            key: cls.higher_is_better for key, cls in zip(self.keys, classes, strict=True)
+        }
         self._metrics: dict[type, Metric] = {}
         for key, cls in zip(self.keys, classes, strict=True):
             if cls not in self._metrics:

@@ -277,7 +277,9 @@ def test_e_measure_matches_py_sod_metrics(seed):
     for g in (gt, np.zeros_like(gt), np.ones_like(gt)):
         ref = py_sod_metrics.Emeasure()
         ref.gt_fg_numel, ref.gt_size = int(g.sum()), g.size
-        np.testing.assert_allclose(e_measure_curve(pred, g), ref.cal_em_with_cumsumhistogram(pred, g), atol=1e-12)
+        np.testing.assert_allclose(
+            e_measure_curve(pred, g), ref.cal_em_with_cumsumhistogram(pred, g), atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("seed", range(len(SHAPES)))
@@ -347,7 +349,10 @@ def test_streaming_and_merge_invariance():
 
 def test_multiclass_merge_equals_one_pass():
     rng = np.random.default_rng(1)
-    images = [(rng.integers(0, 4, (9, 7)), np.where(rng.random((9, 7)) < 0.1, 255, rng.integers(0, 4, (9, 7)))) for _ in range(5)]
+    images = [
+        (rng.integers(0, 4, (9, 7)), np.where(rng.random((9, 7)) < 0.1, 255, rng.integers(0, 4, (9, 7))))
+        for _ in range(5)
+    ]
     one = MetricSuite("acc,miou,class_iou", num_classes=4)
     a, b = (MetricSuite("acc,miou,class_iou", num_classes=4) for _ in range(2))
     for i, (pred, gt) in enumerate(images):

@@ -52,7 +52,9 @@ def binary_cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
         "full_gt": (np.clip(0.5 + 0.6 * smooth_noise(rng) - 0.3, 0, 1), full),
         "constant": (np.full((H, W), 77 / 255), gt),
     }
-    out = {stem: ((p * 255).round().astype(np.uint8), g.astype(np.uint8) * 255) for stem, (p, g) in cases.items()}
+    out = {
+        stem: ((p * 255).round().astype(np.uint8), g.astype(np.uint8) * 255) for stem, (p, g) in cases.items()
+    }
     # A prediction at half resolution: the evaluator resizes it to the GT (bilinear).
     small = (np.clip(0.7 * blob(11, 15, 6, 9, (24, 32)) + 0.3 * rng.random((24, 32)), 0, 1) * 255).round()
     out["resized"] = (small.astype(np.uint8), gt.astype(np.uint8) * 255)
@@ -64,7 +66,9 @@ def prepared(pred_u8: np.ndarray, gt_u8: np.ndarray) -> tuple[np.ndarray, np.nda
     pred = pred_u8.astype(np.float64) / 255
     if pred.shape != gt_u8.shape:
         t = torch.from_numpy(pred)[None, None]
-        pred = torch.nn.functional.interpolate(t, size=gt_u8.shape, mode="bilinear", align_corners=False)[0, 0]
+        pred = torch.nn.functional.interpolate(t, size=gt_u8.shape, mode="bilinear", align_corners=False)[
+            0, 0
+        ]
         pred = pred.numpy().clip(0, 1)
     return pred, gt_u8 > 128
 
@@ -150,7 +154,11 @@ def write_multiclass() -> None:
         Image.fromarray(gt).save(folder / "gt" / f"{stem}.png")
         if pred.shape != gt.shape:
             t = torch.from_numpy(pred.astype(np.float32))[None, None]
-            pred = torch.nn.functional.interpolate(t, size=gt.shape, mode="nearest")[0, 0].numpy().astype(np.uint8)
+            pred = (
+                torch.nn.functional.interpolate(t, size=gt.shape, mode="nearest")[0, 0]
+                .numpy()
+                .astype(np.uint8)
+            )
         valid = gt != 255
         correct += np.sum((pred == gt) & valid)
         labelled += np.sum(valid)
