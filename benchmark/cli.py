@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "benchmark.params",
     "benchmark.evaluate",
     "benchmark.data_cli",
+    "benchmark.checkpoints",
     "benchmark.runner",
     "benchmark.tables",
     "benchmark.compare",
