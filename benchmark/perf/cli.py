@@ -1,5 +1,23 @@
-"""Placeholder: this command module is being written; it adds no commands yet."""
+"""``sam-peft-bench bench ...``: benchmark scripts behind one command (figures go to docs/BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _cmd_train_step(args: argparse.Namespace) -> int:
+    from benchmark.perf.train_step import render, run_all
+
+    rows = run_all(args)
+    print(render(rows, args.format))
+    return 1 if any("error" in r for r in rows) else 0
 
 
 def add_commands(subparsers) -> None:
-    return None
+    bench = subparsers.add_parser("bench", help="speed and memory benchmarks")
+    sub = bench.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
+    from benchmark.perf.train_step import add_arguments
+
+    p = sub.add_parser("train-step", help="step time and peak memory of one training step per method")
+    add_arguments(p)
+    p.set_defaults(func=_cmd_train_step)

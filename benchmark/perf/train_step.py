@@ -1,0 +1,135 @@
+"""Cost of one training step per method: median step time and peak memory.
+
+``sam-peft-bench bench train-step --backbone sam_vit_b --methods all`` builds each method on
+random weights (no checkpoint needed), runs ``warmup + steps`` optimiser steps on random images
+at the backbone's input size with the official loss and autocast, and reports the median step
+time and the peak memory. Each method runs in its own subprocess, so the CPU peak (process max
+RSS) and the GPU peak (``torch.cuda.max_memory_allocated``) belong to that method alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
+            precision: str, device: str) -> dict:
+    from benchmark.backbones import BACKBONES, count_parameters
+    from benchmark.engine import _autocast, _peak_memory
+    from benchmark.factory import build_model
+    from benchmark.losses import structure_loss
+
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    model, _ = build_model(backbone, method)
+    model.to(dev).train()
+    trainable, total = count_parameters(model)
+    size = image_size or BACKBONES.get(backbone).image_size
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4)
+    ctx, scaler = _autocast(dev, precision)
+    x = torch.randn(batch, 3, size, size, device=dev)
+    y = (torch.rand(batch, 1, size, size, device=dev) > 0.7).float()
+    times = []
+    for i in range(warmup + steps):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t = time.perf_counter()
+        with ctx:
+            out = model(x)
+            loss = structure_loss(out.logits.float(), y) + out.aux_loss.float()
+        (scaler.scale(loss) if scaler else loss).backward()
+        if scaler:
+            scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        (scaler.step(opt), scaler.update()) if scaler else opt.step()
+        opt.zero_grad(set_to_none=True)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    peak, kind = _peak_memory(dev)
+    resolved = precision if dev.type == "cuda" else "fp32"
+    if resolved == "auto":
+        resolved = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {
+        "method": method, "backbone": backbone, "image_size": size, "batch": batch, "precision": resolved,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(), "trainable": trainable, "total": total,
+        "step_ms": round(1000 * statistics.median(times), 1), "peak_mib": round(peak, 1), "peak_kind": kind,
+    }
+
+
+def run_all(args: argparse.Namespace) -> list[dict]:
+    from methods import METHODS
+
+    rows = []
+    for method in METHODS.parse_list(args.methods):
+        cmd = [sys.executable, "-m", "benchmark.perf.train_step", "--one", method, "--backbone", args.backbone,
+               "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--precision", args.precision, "--device", args.device]
+        if args.image_size:
+            cmd += ["--image-size", str(args.image_size)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            rows.append({"method": method, "error": tail})
+        else:
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"{method}: {rows[-1].get('step_ms', rows[-1].get('error'))}", file=sys.stderr)
+    return rows
+
+
+def render(rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    from tabulate import tabulate
+
+    table = [
+        (r["method"], f"{r['trainable'] / 1e6:.2f}", r["step_ms"], r["peak_mib"]) if "error" not in r
+        else (r["method"], "", "", r["error"])
+        for r in rows
+    ]
+    ok = next((r for r in rows if "error" not in r), None)
+    head = ""
+    if ok:
+        head = (f"{ok['backbone']} at {ok['image_size']}x{ok['image_size']}, batch {ok['batch']}, {ok['precision']}, "
+                f"{ok['device']} ({ok['peak_kind']})\n\n")
+    return head + tabulate(table, headers=("method", "trainable (M)", "step (ms, median)", "peak memory (MiB)"),
+                           tablefmt="github")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default="sam_vit_b")
+    p.add_argument("--methods", default="all")
+    p.add_argument("--image-size", type=int, default=None, help="default: the backbone's (1024 for SAM)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--format", default="markdown", choices=("markdown", "json"))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--one", default=None, help="measure one method in this process and print JSON")
+    add_arguments(p)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.backbone, args.one, image_size=args.image_size, batch=args.batch,
+                                 steps=args.steps, warmup=args.warmup, precision=args.precision,
+                                 device=args.device)))
+    else:
+        print(render(run_all(args), args.format))
+
+
+if __name__ == "__main__":
+    main()
