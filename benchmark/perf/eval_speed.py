@@ -6,7 +6,8 @@ Writes N prediction/ground-truth PNG pairs to a temporary folder (smooth blobs: 
 random field upsampled, thresholded for the mask and squashed for the probability map), scores
 them with every binary metric once per worker count, checks that the numbers agree across worker
 counts, and times py-sod-metrics itself (S, E, F^w with beta^2 = 0.3, MAE) on a few pairs for
-reference. A benchmark, not a test: nothing here asserts a speed.
+reference. Wall-clock images/s depend on what else runs on the machine; CPU-ms per image does
+not, so both are printed. A benchmark, not a test: nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ def write_pairs(folder: Path, n: int, size: int, seed: int = 0) -> tuple[Path, P
         Image.fromarray((gt * 255).astype(np.uint8)).save(gt_dir / f"{i:05d}.png")
         Image.fromarray((prob * 255).astype(np.uint8)).save(pred_dir / f"{i:05d}.png")
     return pred_dir, gt_dir
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the pool's workers):
+    unlike wall time, it does not grow when other programs share the cores."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def time_py_sod_metrics(pred_dir: Path, gt_dir: Path, n: int) -> float:
@@ -80,19 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         reference = None
         rows = []
         for workers in args.workers:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_seconds()
             results = evaluate_folders(
                 pred_dir, gt_dir, metrics=args.metrics, workers=workers, progress=False
             )
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
             if reference is None:
                 reference = results
             elif results != reference:
                 print(f"numbers differ with {workers} workers: {results} vs {reference}", file=sys.stderr)
                 return 1
-            rows.append((workers, seconds, args.n / seconds))
-        for workers, seconds, rate in rows:
-            print(f"workers={workers}: {seconds:.1f} s, {rate:.1f} images/s ({args.metrics})")
+            rows.append((workers, seconds, cpu))
+        load = os.getloadavg()[0]
+        for workers, seconds, cpu in rows:
+            print(
+                f"workers={workers}: {seconds:.1f} s, {args.n / seconds:.1f} images/s wall; "
+                f"{1000 * cpu / args.n:.0f} CPU-ms/image ({args.metrics}; 1-min load after: {load:.2f})"
+            )
         if args.baseline:
             per_image = time_py_sod_metrics(pred_dir, gt_dir, min(args.baseline, args.n))
             print(
