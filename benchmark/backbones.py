@@ -23,6 +23,7 @@ from benchmark.errors import BenchError
 from benchmark.registry import Registry
 
 CHECKPOINT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+SAM2_CHECKPOINT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class BackboneSpec:
     build: Callable[[], nn.Module]
     checkpoint_file: str | None = None
     description: str = ""
+    checkpoint_base_url: str = CHECKPOINT_BASE_URL
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -139,6 +141,42 @@ BACKBONES.register(
 )
 
 
+def _sam2(config: str, *, image_size: int | None = None) -> nn.Module:
+    """A ``sam2`` SAM2Base from its packaged Hydra config, random weights (``ckpt_path=None``),
+    moved to the current default device (``build_sam`` sets it). Only the image path (Hiera trunk
+    + FPN neck, prompt encoder, mask decoder) is used; the video modules are built but idle.
+    """
+    try:
+        from sam2.build_sam import build_sam2
+    except ImportError:
+        raise BenchError("SAM2 backbones need the sam2 package: pip install 'sam-peft-bench[sam2]'") from None
+    overrides = [f"++model.image_size={image_size}"] if image_size else []
+    device = torch.get_default_device()
+    # Hiera's constructor calls .item(), which the meta device refuses: build on the CPU, then move.
+    with torch.device("cpu"):
+        model = build_sam2(config, ckpt_path=None, device="cpu", mode="eval", hydra_overrides_extra=overrides)
+    return model.to(device)
+
+
+_SAM2_CONFIGS = {
+    "sam2_hiera_t": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt", "38.9M"),
+    "sam2_hiera_s": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt", "46M"),
+    "sam2_hiera_b_plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt", "80.8M"),
+    "sam2_hiera_l": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt", "224.4M"),
+}
+for _key, (_config, _file, _size) in _SAM2_CONFIGS.items():
+    BACKBONES.register(_key, BackboneSpec(
+        _key, 1024, partial(_sam2, _config), _file, f"SAM2.1 {_key[5:].replace('_', ' ')} ({_size}), 1024x1024",
+        SAM2_CHECKPOINT_BASE_URL,
+    ))
+# SAM2.1 Hiera-T at a 256x256 input, random: the SAM2 path in tests (a 64x64 token grid, every
+# stage's windows padded or pooled as at 1024).
+BACKBONES.register("sam2_tiny", BackboneSpec(
+    "sam2_tiny", 256, partial(_sam2, _SAM2_CONFIGS["sam2_hiera_t"][0], image_size=256), None,
+    "SAM2.1 Hiera-T at 256x256, random weights, for tests (not a pretrained model)",
+))
+
+
 def build_sam(
     key: str, *, checkpoint: str | Path | None = None, device: str | torch.device | None = None
 ) -> nn.Module:
@@ -198,11 +236,13 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, backbone: str = "mode
 
 @dataclass
 class EncoderBlock:
-    """One encoder block. ``grid`` is the (H, W) token grid its attention sees (a window or all)."""
+    """One encoder block. ``grid`` is the (H, W) token grid its attention sees (a window or all);
+    ``dim`` its input width, ``dim_out`` its output width (they differ at Hiera's stage changes)."""
 
     index: int
     module: nn.Module
     dim: int
+    dim_out: int
     num_heads: int
     is_global: bool
     grid: tuple[int, int]
@@ -219,57 +259,96 @@ class EncoderBlock:
 
 
 class BackboneView:
-    """Names the parts of a SAM ViT that PEFT methods read, wrap or freeze."""
+    """Names the parts of a SAM (ViT) or SAM2 (Hiera) model that PEFT methods read, wrap or freeze.
 
-    # Linear layers and norms of a segment-anything ViT block, by role.
-    _ROLES = {
-        "attn": "attn",
-        "qkv": "attn.qkv",
-        "proj": "attn.proj",
-        "mlp": "mlp",
-        "fc1": "mlp.lin1",
-        "fc2": "mlp.lin2",
-        "norm1": "norm1",
-        "norm2": "norm2",
+    ``family`` is "sam" or "sam2"; a method that depends on one family's internals (VPT's
+    attention, LST's side blocks, SAM-Adapter's fixed width) checks it and says so.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        if hasattr(model, "sam_mask_decoder"):
+            self.family = "sam2"
+            self.encoder = model.image_encoder
+            self.decoder = model.sam_mask_decoder
+            self.prompt_encoder = model.sam_prompt_encoder
+            self._trunk = self.encoder.trunk
+            self.image_size: int = model.image_size
+            self.blocks = self._hiera_blocks()
+        else:
+            self.family = "sam"
+            self.encoder = model.image_encoder
+            self.decoder = model.mask_decoder
+            self.prompt_encoder = model.prompt_encoder
+            self._trunk = self.encoder
+            self.image_size = self.encoder.img_size
+            self.blocks = self._vit_blocks()
+        self.embed_dim: int = self.patch_embed.proj.out_channels
+        self.patch_size: int = self.patch_embed.proj.stride[0]
+
+    _VIT_ROLES = {
+        "attn": "attn", "qkv": "attn.qkv", "proj": "attn.proj", "mlp": "mlp",
+        "fc1": "mlp.lin1", "fc2": "mlp.lin2", "norm1": "norm1", "norm2": "norm2",
+    }
+    _HIERA_ROLES = {
+        "attn": "attn", "qkv": "attn.qkv", "proj": "attn.proj", "mlp": "mlp",
+        "fc1": "mlp.layers.0", "fc2": "mlp.layers.1", "norm1": "norm1", "norm2": "norm2",
     }
 
-    def __init__(self, sam: nn.Module) -> None:
-        self.sam = sam
-        self.encoder = sam.image_encoder
-        self.decoder = sam.mask_decoder
-        self.prompt_encoder = sam.prompt_encoder
+    def _vit_blocks(self) -> list[EncoderBlock]:
         enc = self.encoder
-        self.embed_dim: int = enc.patch_embed.proj.out_channels
-        self.patch_size: int = enc.patch_embed.proj.kernel_size[0]
-        self.image_size: int = enc.img_size
-        token_grid = self.image_size // self.patch_size
-        self.blocks: list[EncoderBlock] = []
-        for i, blk in enumerate(enc.blocks):
-            ws = blk.window_size
-            self.blocks.append(
-                EncoderBlock(
-                    index=i,
-                    module=blk,
-                    dim=self.embed_dim,
-                    num_heads=blk.attn.num_heads,
-                    is_global=ws == 0,
-                    grid=(token_grid, token_grid) if ws == 0 else (ws, ws),
-                    roles=dict(self._ROLES),
-                )
+        token_grid = enc.img_size // enc.patch_embed.proj.stride[0]
+        dim = enc.patch_embed.proj.out_channels
+        return [
+            EncoderBlock(
+                index=i, module=blk, dim=dim, dim_out=dim, num_heads=blk.attn.num_heads,
+                is_global=blk.window_size == 0,
+                grid=(token_grid, token_grid) if blk.window_size == 0 else (blk.window_size,) * 2,
+                roles=dict(self._VIT_ROLES),
             )
+            for i, blk in enumerate(enc.blocks)
+        ]
+
+    def _hiera_blocks(self) -> list[EncoderBlock]:
+        grid = self.image_size // self._trunk.patch_embed.proj.stride[0]
+        out = []
+        for i, blk in enumerate(self._trunk.blocks):
+            grid_in = grid  # what the block's qkv sees; a stage's first block then pools q
+            if blk.pool is not None:
+                grid //= blk.q_stride[0]
+            out.append(EncoderBlock(
+                index=i, module=blk, dim=blk.dim, dim_out=blk.dim_out, num_heads=blk.attn.num_heads,
+                is_global=blk.window_size == 0,
+                grid=(grid_in, grid_in) if blk.window_size == 0 else (blk.window_size,) * 2,
+                roles=dict(self._HIERA_ROLES),
+            ))
+        return out
+
+    def require_family(self, family: str, method: str) -> None:
+        if self.family != family:
+            raise BenchError(f"method {method} is defined for {family.upper()} backbones only, not {self.family.upper()}")
 
     @property
     def patch_embed(self) -> nn.Module:
-        """Maps (B, 3, S, S) images to channel-last tokens (B, H, W, C)."""
-        return self.encoder.patch_embed
+        """Maps (B, 3, S, S) images to channel-last tokens (B, H, W, C); its ``proj`` is the conv."""
+        return self._trunk.patch_embed
 
     def neck_layers(self) -> list[tuple[nn.Sequential, int, int]]:
-        """The neck's layers as (parent, index, channels); outputs are channel-first (B, C, H, W)."""
+        """The neck's conv/norm layers as (parent, index, channels); outputs are (B, C, H, W)."""
+        if self.family == "sam":
+            seqs = [self.encoder.neck]
+        else:
+            seqs = list(self.encoder.neck.convs)
         out = []
-        for i, layer in enumerate(self.encoder.neck):
-            channels = layer.out_channels if isinstance(layer, nn.Conv2d) else layer.weight.numel()
-            out.append((self.encoder.neck, i, channels))
+        for seq in seqs:
+            for i, layer in enumerate(seq):
+                channels = layer.out_channels if isinstance(layer, nn.Conv2d) else layer.weight.numel()
+                out.append((seq, i, channels))
         return out
+
+    def decoder_attention(self) -> list[nn.Module]:
+        """The mask decoder's attention layers (each with q_proj, k_proj, v_proj, out_proj Linears)."""
+        return [m for m in self.decoder.transformer.modules() if hasattr(m, "q_proj") and hasattr(m, "out_proj")]
 
     def encoder_parameters(self) -> list[tuple[str, nn.Parameter]]:
         return list(self.encoder.named_parameters())

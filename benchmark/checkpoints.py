@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urljoin
 
-from benchmark.backbones import BACKBONES, CHECKPOINT_BASE_URL, build_sam, load_checkpoint
+from benchmark.backbones import BACKBONES, build_sam, load_checkpoint
 from benchmark.errors import BenchError
 
 
@@ -25,7 +25,7 @@ def verify_checkpoint(path: str | Path, backbone: str) -> None:
 
 
 def download_checkpoint(
-    backbone: str, directory: str | Path, *, base_url: str = CHECKPOINT_BASE_URL,
+    backbone: str, directory: str | Path, *, base_url: str | None = None,
     file: str | None = None, progress: bool = True,
 ) -> Path:
     """Fetch ``backbone``'s official checkpoint into ``directory`` (skipped when a verified copy is there)."""
@@ -40,6 +40,7 @@ def download_checkpoint(
         verify_checkpoint(dest, backbone)
         print(f"{dest} present and verified", file=sys.stderr)
         return dest
+    base_url = base_url or spec.checkpoint_base_url
     download_file(urljoin(base_url.rstrip("/") + "/", name), dest, progress=progress)
     try:
         verify_checkpoint(dest, backbone)
@@ -68,7 +69,7 @@ def add_commands(subparsers) -> None:
     p = sub.add_parser("download", help="fetch a backbone's official checkpoint and verify it")
     p.add_argument("--backbone", default="sam_vit_h")
     p.add_argument("--dir", required=True, type=Path)
-    p.add_argument("--base-url", default=CHECKPOINT_BASE_URL)
+    p.add_argument("--base-url", default=None, help="default: Meta's public folder for the backbone's family")
     p.add_argument("--file", default=None, help="file name under the base URL (default: the official one)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_download)

@@ -65,6 +65,36 @@ def balanced_bce_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return loss * pos_c / (pos_c + neg)
 
 
+def soft_dice_loss(logits: torch.Tensor, mask: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
+    """1 - (2 sum p g + s) / (sum p + sum g + s) per image, averaged; p = sigmoid(logits)."""
+    p = torch.sigmoid(logits)
+    inter = (p * mask).sum(dim=(1, 2, 3))
+    return (1 - (2 * inter + smooth) / (p.sum(dim=(1, 2, 3)) + mask.sum(dim=(1, 2, 3)) + smooth)).mean()
+
+
+def focal_tversky_loss(
+    logits: torch.Tensor, mask: torch.Tensor, *, alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.75,
+    smooth: float = 1.0,
+) -> torch.Tensor:
+    """(1 - TI)^gamma, TI = (TP + s) / (TP + alpha FN + beta FP + s) (Abraham & Khan, 2019).
+
+    alpha weights false negatives (0.7: recall matters for thin vessels), gamma = 0.75 as proposed.
+    """
+    p = torch.sigmoid(logits)
+    tp = (p * mask).sum(dim=(1, 2, 3))
+    fn = ((1 - p) * mask).sum(dim=(1, 2, 3))
+    fp = (p * (1 - mask)).sum(dim=(1, 2, 3))
+    ti = (tp + smooth) / (tp + alpha * fn + beta * fp + smooth)
+    return ((1 - ti).clamp(min=0) ** gamma).mean()
+
+
+def composite_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """SAM2LoRA's composite loss: BCE + SoftDice + FocalTversky, equal weights (the abstract
+    names the three terms, not their weights)."""
+    bce = F.binary_cross_entropy_with_logits(logits, mask)
+    return bce + soft_dice_loss(logits, mask) + focal_tversky_loss(logits, mask)
+
+
 def _dice_matrix(pred: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
     """Pairwise dice loss between sigmoid predictions (Q, P) and binary targets (T, P) -> (Q, T)."""
     p = pred.sigmoid()
@@ -148,3 +178,4 @@ LOSSES.register("structure", structure_loss)
 LOSSES.register("structure_weighted", structure_weighted_loss)
 LOSSES.register("balanced_bce", balanced_bce_loss)
 LOSSES.register("mask2former", mask2former_loss)
+LOSSES.register("composite", composite_loss)

@@ -51,6 +51,7 @@ class SegmentationModel(nn.Module):
         self.sam = sam
         self.num_classes = num_classes
         view = self.view
+        self._family = view.family
         dim = view.decoder.transformer_dim
         first = view.decoder.mask_tokens.weight[:1].detach().clone()
         if num_classes == 1:
@@ -68,12 +69,23 @@ class SegmentationModel(nn.Module):
         # Rebuilt on demand: methods replace submodules, and a cached view would go stale.
         return BackboneView(self.sam)
 
+    def decoder_only_modules(self) -> list[nn.Module]:
+        """The decoder parts the prompt-free head uses and trains (SAM2 adds its high-resolution
+        projections and the object-score token, which joins the token sequence like the IoU token)."""
+        dec = self.view.decoder
+        parts = [dec.transformer, dec.output_upscaling, dec.output_hypernetworks_mlps[0], dec.iou_token]
+        if self.view.family == "sam2":
+            if dec.use_high_res_features:
+                parts += [dec.conv_s0, dec.conv_s1]
+            if dec.pred_obj_scores:
+                parts.append(dec.obj_score_token)
+        return parts
+
     def freeze_to_decoder(self) -> None:
         """Freeze everything but the decoder-only part and our own tokens and class head."""
         for p in self.sam.parameters():
             p.requires_grad_(False)
-        dec = self.sam.mask_decoder
-        for module in (dec.transformer, dec.output_upscaling, dec.output_hypernetworks_mlps[0], dec.iou_token):
+        for module in self.decoder_only_modules():
             for p in module.parameters():
                 p.requires_grad_(True)
 
@@ -86,12 +98,52 @@ class SegmentationModel(nn.Module):
         aux_modules = [m for m in self.modules() if hasattr(m, "aux_loss")]
         for m in aux_modules:
             m.aux_loss = None
-        embeddings = self.sam.image_encoder(images)
-        low_res, class_logits = self._decode(embeddings)
+        if self._family == "sam2":
+            low_res, class_logits = self._decode_sam2(images)
+        else:
+            low_res, class_logits = self._decode(self.sam.image_encoder(images))
         logits = F.interpolate(low_res, size=images.shape[-2:], mode="bilinear", align_corners=False)
         aux = [m.aux_loss for m in aux_modules if m.aux_loss is not None]
         aux_loss = torch.stack(aux).sum() if aux else logits.new_zeros(())
         return SegOutput(logits=logits, aux_loss=aux_loss, class_logits=class_logits)
+
+    def _decode_sam2(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """SAM2's image path as its image predictor runs it, then its decoder with our tokens.
+
+        Hiera + FPN -> the two high-resolution levels projected by the decoder's conv_s0/conv_s1,
+        ``no_mem_embed`` added to the lowest-resolution level (a single image has no memory);
+        tokens [object score, IoU, ours]; upscaling fused with the high-resolution features.
+        """
+        sam2 = self.sam
+        dec, pe = sam2.sam_mask_decoder, sam2.sam_prompt_encoder
+        backbone_out = sam2.forward_image(images)
+        _, feats, _, sizes = sam2._prepare_backbone_features(backbone_out)
+        if sam2.directly_add_no_mem_embed:
+            feats[-1] = feats[-1] + sam2.no_mem_embed
+        b = images.shape[0]
+        maps = [f.permute(1, 2, 0).reshape(b, -1, *hw) for f, hw in zip(feats, sizes, strict=True)]
+        embeddings, high_res = maps[-1], maps[:-1]
+        _, c, h, w = embeddings.shape
+        k = self.mask_tokens.shape[0]
+        first = [dec.obj_score_token.weight] if dec.pred_obj_scores else []
+        s = len(first)
+        tokens = torch.cat([*first, dec.iou_token.weight, self.mask_tokens], dim=0).unsqueeze(0).expand(b, -1, -1)
+        src = embeddings + pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        pos = pe.get_dense_pe().expand(b, -1, -1, -1)
+        hs, src = dec.transformer(src, pos, tokens)
+        token_out = hs[:, s + 1 : s + 1 + k, :]
+        src = src.transpose(1, 2).reshape(b, c, h, w)
+        if dec.use_high_res_features:
+            dc1, ln1, act1, dc2, act2 = dec.output_upscaling
+            upscaled = act1(ln1(dc1(src) + high_res[1]))
+            upscaled = act2(dc2(upscaled) + high_res[0])
+        else:
+            upscaled = dec.output_upscaling(src)
+        hyper = dec.output_hypernetworks_mlps[0](token_out)
+        _, cu, hu, wu = upscaled.shape
+        masks = (hyper @ upscaled.reshape(b, cu, hu * wu)).reshape(b, k, hu, wu)
+        class_logits = self.class_head(token_out) if self.class_head is not None else None
+        return masks, class_logits
 
     def _decode(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """SAM's ``MaskDecoder.predict_masks`` with our tokens and no prompts.

@@ -13,6 +13,7 @@ import json
 from tabulate import tabulate
 
 from benchmark.backbones import BACKBONES, count_parameters
+from benchmark.errors import BenchError
 from benchmark.factory import build_model
 from benchmark.labels import METHOD_LABELS
 from methods import METHODS
@@ -23,7 +24,13 @@ def count_methods(backbone: str, methods: list[str], *, num_classes: int = 1) ->
     BACKBONES.get(backbone)
     rows = []
     for key in methods:
-        model, _ = build_model(backbone, key, num_classes=num_classes, device="meta")
+        try:
+            model, _ = build_model(backbone, key, num_classes=num_classes, device="meta")
+        except BenchError as exc:  # a method defined for another backbone family
+            if len(methods) == 1:
+                raise
+            rows.append({"method": key, "trainable": None, "total": None, "error": str(exc)})
+            continue
         trainable, total = count_parameters(model)
         rows.append({"method": key, "trainable": trainable, "total": total})
     return rows
@@ -45,6 +52,10 @@ def render_params(rows: list[dict], *, fmt: str, backbone: str) -> str:
         return json.dumps(rows, indent=2)
     table = []
     for r in rows:
+        if r.get("error"):
+            table.append({"method": r["method"], "label": METHOD_LABELS.get(r["method"], r["method"]),
+                          "trainable": "", "total": "", "ours": "n/a", "paper": "", "match": r["error"]})
+            continue
         ours_m, ratio = r["trainable"] / 1e6, 100 * r["trainable"] / r["total"]
         paper = published.get(r["method"])
         table.append({

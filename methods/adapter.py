@@ -33,5 +33,5 @@ def apply_adapter(model, cfg: AdapterConfig) -> None:
         for role in ("proj", "mlp"):
             inner = block.get(role)
             device = next(inner.parameters()).device
-            adapter = BottleneckAdapter(block.dim, cfg.bottleneck, bias=cfg.bias, device=device)
+            adapter = BottleneckAdapter(block.dim_out, cfg.bottleneck, bias=cfg.bias, device=device)
             block.replace(role, nn.Sequential(inner, adapter))

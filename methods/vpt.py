@@ -63,5 +63,6 @@ class PromptedAttention(nn.Module):
 @register_method("vpt", VPTConfig)
 def apply_vpt(model, cfg: VPTConfig) -> None:
     """Replace every block's attention with a PromptedAttention around it."""
+    model.view.require_family("sam", "vpt")
     for block in model.view.blocks:
         block.replace("attn", PromptedAttention(block.get("attn"), cfg.tokens))

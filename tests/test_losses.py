@@ -104,5 +104,5 @@ def test_mask2former_loss_prefers_the_right_answer_and_ignores_255() -> None:
     assert semantic_map(good_masks, good_cls)[0, 10, 3].item() == 0
 
 
-def test_loss_registry_has_the_four_keys() -> None:
-    assert set(LOSSES.keys()) == {"structure", "structure_weighted", "balanced_bce", "mask2former"}
+def test_loss_registry_has_the_official_and_sam2lora_keys() -> None:
+    assert set(LOSSES.keys()) == {"structure", "structure_weighted", "balanced_bce", "mask2former", "composite"}

@@ -30,6 +30,10 @@ def _apply(method: str, num_classes: int = 1) -> tuple[SegmentationModel, dict[i
     return model, before, decoder
 
 
+# Methods that replace the decoder-only update with their own (SAM2LoRA: LoRA in the decoder).
+FREEZES_DECODER = {"sam2lora"}
+
+
 def _allowed_base(method: str, name: str) -> bool:
     """Pre-existing parameters a method may unfreeze beyond the decoder-only part."""
     if method == "from_scratch":
@@ -59,7 +63,11 @@ def test_forward_backward_and_trainable_set(method: str, num_classes: int) -> No
     for p in params:
         if id(p) in before and id(p) not in decoder:
             assert p.requires_grad == _allowed_base(method, before[id(p)]), before[id(p)]
-    assert all(p.requires_grad for p in params if id(p) in decoder)
+    if method in FREEZES_DECODER:
+        own = {id(model.mask_tokens)} | {id(p) for p in (model.class_head.parameters() if model.class_head else ())}
+        assert not any(p.requires_grad for p in params if id(p) in decoder - own)
+    else:
+        assert all(p.requires_grad for p in params if id(p) in decoder)
     # Something the method trains received a gradient.
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in added or params if p.requires_grad)
 
@@ -162,6 +170,9 @@ FORMULAS = {
     "sam_adapter": D + 32 * 80**2 + 3362 * 80 + 1280,
     "ssf": D + L * 2 * (3 * C + C + 4 * C + C + C + C) + 2 * C + 4 * 2 * 256,
     "from_scratch": 641_090_608 + 256,
+    # rank 8 on qkv and proj of 32 blocks; on q/k/v/out of the decoder's 7 attentions (3 self-attention
+    # at width 256, 4 cross-attentions at 128 inside); plus the mask token.
+    "sam2lora": L * 8 * ((C + 3 * C) + (C + C)) + 2 * 4 * 8 * 512 + 5 * 4 * 8 * 384 + 256,
 }
 
 
