@@ -149,7 +149,7 @@ def _sam2(config: str, *, image_size: int | None = None) -> nn.Module:
     try:
         from sam2.build_sam import build_sam2
     except ImportError:
-        raise BenchError("SAM2 backbones need the sam2 package: pip install 'sam-peft-bench[sam2]'") from None
+        raise BenchError("SAM2 backbones need the sam2 package (pip install sam2)") from None
     overrides = [f"++model.image_size={image_size}"] if image_size else []
     device = torch.get_default_device()
     # Hiera's constructor calls .item(), which the meta device refuses: build on the CPU, then move.
