@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from benchmark import dist
 from benchmark.backbones import BACKBONES, count_parameters
-from benchmark.data import SegmentationDataset
+from benchmark.data import FOREGROUND_THRESHOLD, SegmentationDataset, load_mask
 from benchmark.domains import Domain
 from benchmark.errors import BenchError
 from benchmark.factory import build_model
@@ -56,6 +57,7 @@ class TrainConfig:
     num_threads: int | None = None  # torch intra-op threads; 1 is fastest for the tiny smoke model
     hflip: bool = True  # the official augmentation; off only to compare runs image for image
     optimizer: str = "adamw"  # adamw (official); sgd only to check gradient plumbing (DDP test)
+    eval_protocol: str = "official"  # official: at the model's input size; original: at each GT's size
     max_train_images: int | None = None  # cap per epoch (smoke runs)
     save_best: bool = True
 
@@ -143,17 +145,40 @@ def targets(batch: dict, domain: Domain) -> list[np.ndarray]:
     return list((batch["mask"][:, 0] > 0.5).cpu().numpy())
 
 
+def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """One image's prediction with its logits resized (bilinear) to the original GT, and that GT."""
+    gt = load_mask(sample.mask, domain)
+    size = gt.shape
+    logits = F.interpolate(out.logits[index : index + 1].float(), size=size, mode="bilinear", align_corners=False)
+    if domain.task == "multiclass":
+        pred = semantic_map(logits, out.class_logits[index : index + 1])[0].cpu().numpy()
+        return pred, gt.astype(np.int64)
+    return torch.sigmoid(logits)[0, 0].cpu().numpy(), gt > FOREGROUND_THRESHOLD
+
+
 @torch.no_grad()
-def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str) -> dict:
-    """Metric values over a loader; the model's logits at input size against the resized GT."""
+def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
+             protocol: str = "official") -> dict:
+    """Metric values over a loader.
+
+    ``official``: the model's output at its input size against the GT resized to it (nearest), as
+    the official evaluation. ``original``: logits resized to each image's original size against
+    its original GT (a common protocol elsewhere; not the paper's).
+    """
     model.eval()
     suite = MetricSuite(list(keys), num_classes=domain.num_classes if domain.task == "multiclass" else None)
     ctx, _ = _autocast(device, precision)
+    seen = 0
     for batch in tqdm(loader, desc=desc, leave=False, disable=not dist.is_main(), dynamic_ncols=True):
         with ctx:
             out = model(batch["image"].to(device))
-        for pred, gt in zip(predictions(out, domain), targets(batch, domain), strict=True):
-            suite.update(pred, gt)
+        if protocol == "original":
+            for i in range(len(batch["image"])):
+                suite.update(*_at_original_size(out, i, loader.dataset.samples[seen + i], domain))
+        else:
+            for pred, gt in zip(predictions(out, domain), targets(batch, domain), strict=True):
+                suite.update(pred, gt)
+        seen += len(batch["image"])
     values = suite.compute()
     return {k: (float(v) if not isinstance(v, list) else [float(x) for x in v]) for k, v in values.items()}
 
@@ -193,6 +218,8 @@ def train_and_evaluate(
 ) -> RunResult:
     """One run; raises RunFailed (or BenchError for bad input) on failure."""
     cfg = train_cfg.resolved(domain, backbone)
+    if cfg.eval_protocol not in ("official", "original"):
+        raise BenchError(f"unknown eval_protocol {cfg.eval_protocol!r}; valid: official, original")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     seed_everything(seed)
@@ -297,7 +324,8 @@ def train_and_evaluate(
     for test_set in domain.tests:
         loader = _loader(SegmentationDataset(domain, data_root, test_set, size=size, train=False),
                          batch_size=cfg.batch_size, shuffle=False, seed=seed, num_workers=cfg.num_workers)
-        results[test_set] = evaluate(model, loader, domain, domain.test_metrics, device, cfg.precision, test_set)
+        results[test_set] = evaluate(model, loader, domain, domain.test_metrics, device, cfg.precision, test_set,
+                                     protocol=cfg.eval_protocol)
     eval_seconds = time.perf_counter() - t1
     peak, kind = _peak_memory(device)
     return RunResult(

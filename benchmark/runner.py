@@ -109,6 +109,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete ``.<name>.<pid>.tmp`` files left by a process killed mid-write (its pid is gone)."""
+    for tmp in out.rglob(".*.tmp") if out.is_dir() else ():
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            tmp.unlink(missing_ok=True)
+
+
 def read_status(path: Path) -> str | None:
     try:
         return json.loads(path.read_text()).get("status")
@@ -238,6 +246,7 @@ def run_grid(
     dev = dist.init_from_env(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     k, n = parse_shard(shard)
     todo = shard_of(grid(methods, domains, seeds, backbone), k, n)
+    remove_stale_temporaries(out)
     done: list[dict] = []
     data_errors: dict[str, str | None] = {}
     bar = tqdm(todo, desc="grid", disable=not (progress and dist.is_main()), dynamic_ncols=True)

@@ -239,3 +239,27 @@ def test_unknown_preset_and_bad_shard(data_root, tmp_path) -> None:
         run_grid(methods=["lora"], domains=["sbu"], seeds=[0], out=tmp_path, preset="nope", data_root=data_root)
     with pytest.raises(BenchError, match="K/N"):
         run_grid(methods=["lora"], domains=["sbu"], seeds=[0], out=tmp_path, shard="3", data_root=data_root)
+
+
+def test_original_resolution_protocol_scores_at_each_gt_size(data_root, tmp_path) -> None:
+    kw = dict(methods=["decoder_only"], domains=["sbu"], seeds=[0], data_root=data_root, progress=False)
+    official = run_grid(out=tmp_path / "a", sets=FAST, **kw)[0]
+    original = run_grid(out=tmp_path / "b", sets=[*FAST, "eval_protocol=original"], **kw)[0]
+    assert official["status"] == original["status"] == "ok"
+    assert original["config"]["train"]["eval_protocol"] == "original"
+    # Same model (same seed), different protocol: the numbers differ because the sizes differ.
+    assert official["val_history"] == original["val_history"]
+    assert official["metrics"]["sbu"]["ber"] != original["metrics"]["sbu"]["ber"]
+
+
+def test_stale_temporary_from_a_killed_writer_is_removed(tmp_path) -> None:
+    from benchmark.runner import remove_stale_temporaries
+
+    folder = tmp_path / "sam_tiny" / "sbu" / "lora"
+    folder.mkdir(parents=True)
+    dead = folder / ".seed0.json.999999999.tmp"
+    alive = folder / f".seed1.json.{os.getpid()}.tmp"
+    dead.write_text("{")
+    alive.write_text("{")
+    remove_stale_temporaries(tmp_path)
+    assert not dead.exists() and alive.exists()
