@@ -159,14 +159,14 @@ def _sam2(config: str, *, image_size: int | None = None) -> nn.Module:
 
 
 _SAM2_CONFIGS = {
-    "sam2_hiera_t": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt", "38.9M"),
-    "sam2_hiera_s": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt", "46M"),
-    "sam2_hiera_b_plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt", "80.8M"),
-    "sam2_hiera_l": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt", "224.4M"),
+    "sam2_hiera_t": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny.pt", "Hiera-T (38.96M)"),
+    "sam2_hiera_s": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small.pt", "Hiera-S (46.06M)"),
+    "sam2_hiera_b_plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus.pt", "Hiera-B+ (80.85M)"),
+    "sam2_hiera_l": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large.pt", "Hiera-L (224.45M)"),
 }
 for _key, (_config, _file, _size) in _SAM2_CONFIGS.items():
     BACKBONES.register(_key, BackboneSpec(
-        _key, 1024, partial(_sam2, _config), _file, f"SAM2.1 {_key[5:].replace('_', ' ')} ({_size}), 1024x1024",
+        _key, 1024, partial(_sam2, _config), _file, f"SAM2.1 {_size}, 1024x1024, all modules counted (video ones idle)",
         SAM2_CHECKPOINT_BASE_URL,
     ))
 # SAM2.1 Hiera-T at a 256x256 input, random: the SAM2 path in tests (a 64x64 token grid, every
