@@ -18,6 +18,7 @@ from benchmark.registry import Registry
 
 IGNORE_INDEX = 255
 LOSSES: Registry[Callable[..., torch.Tensor]] = Registry("loss")
+MULTICLASS_LOSSES = frozenset({"mask2former"})  # take (mask logits, class logits, labels)
 
 
 def structure_weights(mask: torch.Tensor) -> torch.Tensor:

@@ -194,6 +194,20 @@ def split_overrides(sets: list[str], methods: list[str]) -> tuple[dict[str, dict
     return per_method, train
 
 
+def check_losses(train_cfg: TrainConfig, domains: list[str]) -> None:
+    """A loss override must suit every selected domain's task (binary losses vs the set loss)."""
+    from benchmark.losses import LOSSES, MULTICLASS_LOSSES
+
+    if train_cfg.loss is None:
+        return
+    LOSSES.get(train_cfg.loss)
+    wanted = "multiclass" if train_cfg.loss in MULTICLASS_LOSSES else "binary"
+    clash = [d for d in domains if DOMAINS.get(d).task != wanted]
+    if clash:
+        raise BenchError(f"loss {train_cfg.loss} is for {wanted} domains; {', '.join(clash)} "
+                         f"{'is' if len(clash) == 1 else 'are'} not (leave them out of --domains)")
+
+
 def _record(key: RunKey, *, preset: str, status: str, error: str | None, extra: dict) -> dict:
     return {
         "method": key.method, "backbone": key.backbone, "domain": key.domain, "seed": key.seed,
@@ -228,6 +242,7 @@ def run_grid(
     BACKBONES.get(backbone)
     per_method, train_sets = split_overrides(sets or [], methods)
     train_cfg = train_config_from(train_sets, p.train)
+    check_losses(train_cfg, domains)
     if p.needs_checkpoint and checkpoint is None and any(m != "from_scratch" for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
     if checkpoint is not None and not Path(checkpoint).is_file():
@@ -291,7 +306,7 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
     except torch.OutOfMemoryError as exc:
         return _record(key, preset=preset, status="failed", error=f"out of memory: {str(exc).splitlines()[0]}",
                        extra={"config": base})
-    except (RuntimeError, ValueError, OSError) as exc:
+    except Exception as exc:  # any other failure is this run's, recorded; the grid goes on
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
         return _record(key, preset=preset, status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
                        extra={"config": base, "traceback_tail": tb})

@@ -263,3 +263,25 @@ def test_stale_temporary_from_a_killed_writer_is_removed(tmp_path) -> None:
     alive.write_text("{")
     remove_stale_temporaries(tmp_path)
     assert not dead.exists() and alive.exists()
+
+
+def test_loss_override_must_suit_the_domains(data_root, tmp_path, capsys) -> None:
+    code = main(["run", "--methods", "lora", "--domains", "sbu,trans10k", "--set", "loss=composite",
+                 "--data-root", str(data_root), "--out", str(tmp_path / "r"), "--no-progress"])
+    assert code == 2
+    assert "loss composite is for binary domains; trans10k is not" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unexpected_error_is_recorded_and_the_grid_goes_on(data_root, tmp_path) -> None:
+    @register_method("type_error", _NaNConfig)
+    def apply_broken(model, cfg):
+        model.sam.image_encoder.neck.register_forward_hook(lambda m, a, out: out + "x")
+
+    try:
+        recs = run_grid(methods=["type_error", "decoder_only"], domains=["sbu"], seeds=[0], out=tmp_path,
+                        data_root=data_root, sets=FAST, progress=False)
+    finally:
+        METHODS._items.pop("type_error", None)
+    assert [r["status"] for r in recs] == ["failed", "ok"]
+    assert recs[0]["error"].startswith("TypeError")
