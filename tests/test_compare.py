@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import benchmark.cli as cli
 from benchmark.compare import judge
 
 # Published means, typed by hand from the paper (x100): Table 1 has a std for these methods.
@@ -59,21 +58,6 @@ def write_runs(folder, recs):
     for i, r in enumerate(recs):
         (folder / f"{r['method']}_{r['domain']}_{r['seed']}_{i}.json").write_text(json.dumps(r))
     return folder
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """``benchmark.cli.main`` with only this issue's command modules (fast, no torch import)."""
-    monkeypatch.setattr(
-        cli, "_COMMAND_MODULES", ("benchmark.tables", "benchmark.compare", "benchmark.report")
-    )
-
-    def run(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.mark.parametrize(

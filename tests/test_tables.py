@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-import benchmark.cli as cli
 from benchmark.errors import BenchError
 from benchmark.records import load_records, select_backbone
 from benchmark.tables import render_table, runs_table
@@ -60,21 +59,6 @@ def write_runs(folder, records):
         (sub / f"seed{r['seed']}_{i}.json").write_text(json.dumps(r))
     (folder / "not_a_record.json").write_text(json.dumps({"lr": 1e-4}))
     return folder
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """``benchmark.cli.main`` with only this issue's command modules (fast, no torch import)."""
-    monkeypatch.setattr(
-        cli, "_COMMAND_MODULES", ("benchmark.tables", "benchmark.compare", "benchmark.report")
-    )
-
-    def run(*argv):
-        code = cli.main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 # ---- pure rendering, small case ---------------------------------------------------------------------
