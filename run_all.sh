@@ -23,18 +23,18 @@ setup() {
     fi
     echo "== setting up $VENV" >&2
     "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --upgrade pip
+    "$VENV/bin/pip" install -qq --upgrade pip
     # torch and torchvision together from the registry (segment-anything imports torchvision);
     # the default build runs on CPU as well as on a GPU.
     if [ -n "${TORCH_SPEC:-}" ]; then
         # shellcheck disable=SC2086
-        "$VENV/bin/pip" install --quiet $TORCH_SPEC
+        "$VENV/bin/pip" install -qq $TORCH_SPEC
     elif [ "$(uname -m)" = "aarch64" ]; then
-        "$VENV/bin/pip" install --quiet "torch==2.9.1" "torchvision==0.24.1"
+        "$VENV/bin/pip" install -qq "torch==2.9.1" "torchvision==0.24.1"
     else
-        "$VENV/bin/pip" install --quiet "torch==2.14.1" "torchvision==0.29.1"
+        "$VENV/bin/pip" install -qq "torch==2.14.1" "torchvision==0.29.1"
     fi
-    "$VENV/bin/pip" install --quiet -e ".[dev]"
+    "$VENV/bin/pip" install -qq -e ".[dev]"
 }
 
 if [ "${1:-}" = "--tests" ]; then

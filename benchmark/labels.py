@@ -18,6 +18,17 @@ METHOD_LABELS: dict[str, str] = {
     "conv_lora": "Conv-LoRA",
 }
 
+# Methods this suite adds beyond Conv-LoRA's Table 1 (rows after the paper's, no published values).
+EXTRA_METHOD_LABELS: dict[str, str] = {
+    "sam2lora": "SAM2LoRA",
+}
+
+
+def method_label(key: str) -> str:
+    """The display label of a method or reference row; an unknown key is its own label."""
+    return METHOD_LABELS.get(key) or EXTRA_METHOD_LABELS.get(key) or REFERENCE_LABELS.get(key) or key
+
+
 # Published reference rows that are not PEFT methods: they exist only on the paper's side.
 REFERENCE_LABELS: dict[str, str] = {
     "domain_specific": "Domain Specific",

@@ -15,7 +15,7 @@ from tabulate import tabulate
 from benchmark.backbones import BACKBONES, count_parameters
 from benchmark.errors import BenchError
 from benchmark.factory import build_model
-from benchmark.labels import METHOD_LABELS
+from benchmark.labels import METHOD_LABELS, method_label
 from methods import METHODS
 
 
@@ -53,14 +53,14 @@ def render_params(rows: list[dict], *, fmt: str, backbone: str) -> str:
     table = []
     for r in rows:
         if r.get("error"):
-            table.append({"method": r["method"], "label": METHOD_LABELS.get(r["method"], r["method"]),
+            table.append({"method": r["method"], "label": method_label(r["method"]),
                           "trainable": "", "total": "", "ours": "n/a", "paper": "", "match": r["error"]})
             continue
         ours_m, ratio = r["trainable"] / 1e6, 100 * r["trainable"] / r["total"]
         paper = published.get(r["method"])
         table.append({
             "method": r["method"],
-            "label": METHOD_LABELS.get(r["method"], r["method"]),
+            "label": method_label(r["method"]),
             "trainable": r["trainable"],
             "total": r["total"],
             "ours": format_params(ours_m, ratio),

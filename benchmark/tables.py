@@ -28,6 +28,7 @@ import pandas as pd
 from benchmark.errors import BenchError
 from benchmark.labels import (
     DATASET_LABELS,
+    EXTRA_METHOD_LABELS,
     METHOD_LABELS,
     METRIC_LABELS,
     METRIC_LATEX,
@@ -36,6 +37,7 @@ from benchmark.labels import (
     TABLE_METHODS,
     TABLE_REFERENCES,
     TRANS10K_CLASSES,
+    method_label,
 )
 from benchmark.paper import load_paper
 
@@ -95,13 +97,9 @@ class ParamsRow:
 # ---- labels, order, precision -------------------------------------------------------------------
 
 
-def method_label(key: str) -> str:
-    return METHOD_LABELS.get(key) or REFERENCE_LABELS.get(key) or key
-
-
 def method_order(keys: Iterable[str]) -> list[str]:
     """References, then the registry's methods in the paper's order, then other keys sorted."""
-    known = list(REFERENCE_LABELS) + list(METHOD_LABELS)
+    known = list(REFERENCE_LABELS) + list(METHOD_LABELS) + list(EXTRA_METHOD_LABELS)
     keys = set(keys)
     return [k for k in known if k in keys] + sorted(keys - set(known))
 
