@@ -189,6 +189,20 @@ def build_sam(
     return sam
 
 
+def _load_failure(path: Path, exc: Exception) -> str:
+    """Why ``torch.load`` failed, in a few words (torch's own messages run to paragraphs)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"PK" and not zipfile.is_zipfile(path):
+        return "is truncated or corrupt (a broken zip archive)"
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        return "is not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "Weights only load failed" in first or "weights_only" in first.lower():
+        return "holds pickled objects other than tensors, which weights_only loading refuses"
+    return f"is unreadable (truncated or corrupt?): {first[:160]}"
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, *, backbone: str = "model") -> None:
     """Load a SAM state dict with ``weights_only=True`` and strict keys and shapes.
 
@@ -199,12 +213,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, backbone: str = "mode
         raise BenchError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"checkpoint {path} is unreadable (truncated or not a PyTorch file): {reason}") from None
     except Exception as exc:  # weights_only refuses pickled code: say so, never execute it
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"checkpoint {path} could not be loaded safely (weights_only): {reason}") from None
+        raise BenchError(f"checkpoint {path} {_load_failure(path, exc)}") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -245,8 +245,10 @@ def run_grid(
     check_losses(train_cfg, domains)
     if p.needs_checkpoint and checkpoint is None and any(m != "from_scratch" for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise BenchError(f"checkpoint not found: {checkpoint}")
+    if checkpoint is not None:
+        from benchmark.checkpoints import verify_checkpoint
+
+        verify_checkpoint(checkpoint, backbone)  # a wrong or corrupt file fails the grid now
     if data_root is None:
         if p.needs_data:
             raise BenchError(f"the {preset} preset needs --data-root (see `sam-peft-bench data download`)")

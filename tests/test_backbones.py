@@ -64,7 +64,14 @@ def test_truncated_checkpoint_fails_with_one_line_naming_file(tmp_path) -> None:
     with pytest.raises(BenchError) as err:
         build_sam("sam_tiny", checkpoint=path)
     msg = str(err.value)
-    assert str(path) in msg and "\n" not in msg and "unreadable" in msg
+    assert str(path) in msg and "\n" not in msg and "truncated or corrupt" in msg
+
+
+def test_text_file_is_not_a_checkpoint(tmp_path) -> None:
+    path = tmp_path / "notes.pth"
+    path.write_text("these are not weights\n")
+    with pytest.raises(BenchError, match="is not a PyTorch checkpoint"):
+        build_sam("sam_tiny", checkpoint=path)
 
 
 def test_mismatched_checkpoint_names_keys_and_shapes(tmp_path) -> None:
@@ -86,7 +93,7 @@ def test_mismatched_checkpoint_names_keys_and_shapes(tmp_path) -> None:
 def test_checkpoint_with_pickled_code_is_refused(tmp_path) -> None:
     path = tmp_path / "code.pth"
     torch.save({"weights": build_sam("sam_tiny").state_dict(), "fn": print}, path)
-    with pytest.raises(BenchError, match=str(path)):
+    with pytest.raises(BenchError, match="pickled objects other than tensors"):
         build_sam("sam_tiny", checkpoint=path)
 
 

@@ -165,6 +165,10 @@ def test_grid_level_bad_input_fails_at_once(data_root, tmp_path, capsys) -> None
     assert main([*base, "--methods", "lora", "--checkpoint", str(tmp_path / "no.pth"),
                  "--data-root", str(data_root)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    assert main([*base, "--methods", "lora", "--checkpoint", str(bad), "--data-root", str(data_root)]) == 2
+    assert f"checkpoint {bad} is truncated or corrupt" in capsys.readouterr().err
     assert main([*base, "--methods", "lora", "--set", "rnk=3", "--data-root", str(data_root)]) == 2
     assert "rnk" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
