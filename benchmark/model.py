@@ -19,6 +19,9 @@ Deliberate choice: SAM's modules are kept whole, so a checkpoint loads with stri
 model's total equals SAM's own count plus our mask token(s) (ViT-H: 641,090,608 + 256; the paper
 prints 641.09M). Multi-class tokens start from SAM's first token plus N(0, 0.02) noise: identical
 tokens would receive identical gradients and never separate.
+
+SAM2 (Hiera) models take the same head on SAM2's own image path: FPN features, the decoder's
+high-resolution projections and ``no_mem_embed``, as SAM2's image predictor runs a single image.
 """
 
 from __future__ import annotations
@@ -54,12 +57,10 @@ class SegmentationModel(nn.Module):
         self._family = view.family
         dim = view.decoder.transformer_dim
         first = view.decoder.mask_tokens.weight[:1].detach().clone()
-        if num_classes == 1:
-            tokens = first
-        else:
+        tokens = first.repeat(num_classes, 1)
+        if num_classes > 1 and first.device.type != "meta":
             gen = torch.Generator().manual_seed(seed_tokens)
-            noise = torch.randn(num_classes, dim, generator=gen).to(first.device) * 0.02
-            tokens = first.expand(num_classes, dim) + noise if first.device.type != "meta" else first.repeat(num_classes, 1)
+            tokens = tokens + 0.02 * torch.randn(num_classes, dim, generator=gen).to(first.device)
         self.mask_tokens = nn.Parameter(tokens.contiguous())
         self.class_head = nn.Linear(dim, num_classes + 1, device=first.device) if num_classes > 1 else None
         self.freeze_to_decoder()
