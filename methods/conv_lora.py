@@ -20,6 +20,11 @@ layer exposes it as ``aux_loss``; the model sums them and training adds the sum 
 Trainable: decoder-only part + A, B (LoRA: 15,360 per block) + W_gate and W_noise (2 x r x 8 = 48,
 zeros at init) + 8 experts x (r x r x 3 x 3 + r) = 672: 720 per block beyond LoRA; ViT-H
 3,997,056 + 32 x 720 = 4,020,096 (4.02M / 0.63%). At init B = 0, so the model equals SAM exactly.
+Checked against the reference code (AutoGluon MultiModal ``conv_lora/adaptation_layers.py`` and
+``moe_conv.py``): bicubic resampling with align_corners=False both ways, Conv3x3 then GELU, gates
+from the globally pooled rank-r map, ``multiply_by_gates=False``. The reference recombines expert
+outputs in log space (log of summed exp); for top-1 that is E_i(z) itself up to float rounding
+(GELU's output is >= -0.17, so exp never underflows), and we add E_i(z) directly.
 Deviations: none known.
 """
 
