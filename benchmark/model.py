@@ -17,8 +17,9 @@ mask token(s): 3,505,536 parameters for ViT-H.
 
 Deliberate choice: SAM's modules are kept whole, so a checkpoint loads with strict keys and the
 model's total equals SAM's own count plus our mask token(s) (ViT-H: 641,090,608 + 256; the paper
-prints 641.09M). Multi-class tokens start from SAM's first token plus N(0, 0.02) noise: identical
-tokens would receive identical gradients and never separate.
+prints 641.09M). The official code instead deletes the unused tokens and MLPs (AutoMM
+``SAMForSemanticSegmentation``); the forward computation is the same. Multi-class tokens all start
+as copies of SAM's first mask token, as there.
 
 SAM2 (Hiera) models take the same head on SAM2's own image path: FPN features, the decoder's
 high-resolution projections and ``no_mem_embed``, as SAM2's image predictor runs a single image.
@@ -49,7 +50,7 @@ class SegOutput:
 class SegmentationModel(nn.Module):
     """Prompt-free SAM for semantic segmentation with ``num_classes`` outputs (1 = binary)."""
 
-    def __init__(self, sam: nn.Module, *, num_classes: int = 1, seed_tokens: int = 0) -> None:
+    def __init__(self, sam: nn.Module, *, num_classes: int = 1) -> None:
         super().__init__()
         self.sam = sam
         self.num_classes = num_classes
@@ -57,11 +58,9 @@ class SegmentationModel(nn.Module):
         self._family = view.family
         dim = view.decoder.transformer_dim
         first = view.decoder.mask_tokens.weight[:1].detach().clone()
-        tokens = first.repeat(num_classes, 1)
-        if num_classes > 1 and first.device.type != "meta":
-            gen = torch.Generator().manual_seed(seed_tokens)
-            tokens = tokens + 0.02 * torch.randn(num_classes, dim, generator=gen).to(first.device)
-        self.mask_tokens = nn.Parameter(tokens.contiguous())
+        # As the official code: every class token starts as a copy of SAM's first mask token; the
+        # set loss's one-to-one matching gives the copies different targets, so they separate.
+        self.mask_tokens = nn.Parameter(first.repeat(num_classes, 1))
         self.class_head = nn.Linear(dim, num_classes + 1, device=first.device) if num_classes > 1 else None
         self.freeze_to_decoder()
 

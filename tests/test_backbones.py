@@ -139,4 +139,6 @@ def test_multiclass_head_shares_one_mlp_and_has_class_head() -> None:
     model = SegmentationModel(build_sam("sam_tiny"), num_classes=12)
     assert model.mask_tokens.shape == (12, 32)
     assert model.class_head.out_features == 13
-    assert len(torch.unique(model.mask_tokens.detach(), dim=0)) == 12  # symmetry broken
+    # As the official code: each class token starts as a copy of SAM's first mask token.
+    first = model.sam.mask_decoder.mask_tokens.weight[0]
+    assert all(torch.equal(row, first) for row in model.mask_tokens.detach())

@@ -106,3 +106,20 @@ def test_mask2former_loss_prefers_the_right_answer_and_ignores_255() -> None:
 
 def test_loss_registry_has_the_official_and_sam2lora_keys() -> None:
     assert set(LOSSES.keys()) == {"structure", "structure_weighted", "balanced_bce", "mask2former", "composite"}
+
+
+def test_set_loss_separates_identical_class_tokens() -> None:
+    """The official init copies one token to every class; the matching must still give them
+    different gradients, or they would stay copies forever."""
+    from benchmark.backbones import build_sam
+    from benchmark.model import SegmentationModel
+
+    torch.manual_seed(0)
+    model = SegmentationModel(build_sam("sam_tiny"), num_classes=12)
+    assert len(torch.unique(model.mask_tokens.detach(), dim=0)) == 1
+    labels = torch.zeros(2, 64, 64, dtype=torch.long)
+    labels[:, 10:40, 5:30] = 3
+    labels[1, 45:, 45:] = 7
+    out = model(torch.randn(2, 3, 64, 64))
+    mask2former_loss(out.logits, out.class_logits, labels).backward()
+    assert len(torch.unique(model.mask_tokens.grad, dim=0)) > 1
