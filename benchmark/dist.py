@@ -49,7 +49,9 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     if world_size() <= 1:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    # Conv-LoRA routes each sample to one expert: the others get no gradient in a step.
+    # Conv-LoRA routes each sample to one expert, and from-scratch trains modules the prompt-free
+    # head never calls: some trainable parameters get no gradient in a step. Finding them costs
+    # one graph traversal per step (torch warns about it for methods without such parameters).
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
 

@@ -342,10 +342,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force=args.force, device=args.device, progress=not args.no_progress,
     )
     failed = [r for r in records if r["status"] != "ok"]
-    ok = len(records) - len(failed)
-    print(f"{ok} run(s) ok, {len(failed)} failed, records in {out}", file=sys.stderr)
-    for r in failed:
-        print(f"failed: {r['method']}/{r['domain']}/seed{r['seed']}: {r['error']}", file=sys.stderr)
+    if dist.is_main():
+        print(f"{len(records) - len(failed)} run(s) ok, {len(failed)} failed, records in {out}", file=sys.stderr)
+        for r in failed:
+            print(f"failed: {r['method']}/{r['domain']}/seed{r['seed']}: {r['error']}", file=sys.stderr)
     return 1 if failed else 0
 
 
