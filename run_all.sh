@@ -92,6 +92,10 @@ else
     for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 fi
 
+# Exit code 2 is bad input (unknown method, missing data or checkpoint): nothing ran, stop here.
+# Exit code 1 means some runs failed; their records say why, and the tables show the rest.
+if [ "$status" -eq 2 ]; then exit 2; fi
+
 if [ "$PRESET" = smoke ]; then
     echo
     echo "SMOKE RESULTS: synthetic data and a tiny random SAM. A pipeline check, NOT the paper's numbers."
