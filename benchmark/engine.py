@@ -83,6 +83,8 @@ def train_config_from(overrides: dict[str, str], base: TrainConfig) -> TrainConf
             kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
             try:
                 if "bool" in kind:
+                    if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                        raise ValueError(text)
                     values[f.name] = text.lower() in ("1", "true", "yes", "on")
                 elif "int" in kind:
                     values[f.name] = None if text.lower() == "none" else int(text)
