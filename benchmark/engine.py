@@ -160,7 +160,7 @@ def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarr
 
 @torch.no_grad()
 def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
-             protocol: str = "official") -> dict:
+             protocol: str = "official", progress: bool = True) -> dict:
     """Metric values over a loader.
 
     ``official``: the model's output at its input size against the GT resized to it (nearest), as
@@ -171,7 +171,8 @@ def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, preci
     suite = MetricSuite(list(keys), num_classes=domain.num_classes if domain.task == "multiclass" else None)
     ctx, _ = _autocast(device, precision)
     seen = 0
-    for batch in tqdm(loader, desc=desc, leave=False, disable=not dist.is_main(), dynamic_ncols=True):
+    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.is_main()), dynamic_ncols=True)
+    for batch in bar:
         with ctx:
             out = model(batch["image"].to(device))
         if protocol == "original":
@@ -299,7 +300,8 @@ def train_and_evaluate(
                     opt.step()
                 opt.zero_grad(set_to_none=True)
                 sched.step()
-        val = evaluate(model, val_loader, domain, (domain.val_metric,), device, cfg.precision, "val")
+        val = evaluate(model, val_loader, domain, (domain.val_metric,), device, cfg.precision, "val",
+                       progress=progress)
         score = val[domain.val_metric]
         history.append({"epoch": epoch + 1, "train_loss": running / max(n_batches, 1), domain.val_metric: score})
         improved = best_score is None or (score > best_score if higher else score < best_score)
@@ -327,7 +329,7 @@ def train_and_evaluate(
         loader = _loader(SegmentationDataset(domain, data_root, test_set, size=size, train=False),
                          batch_size=cfg.batch_size, shuffle=False, seed=seed, num_workers=cfg.num_workers)
         results[test_set] = evaluate(model, loader, domain, domain.test_metrics, device, cfg.precision, test_set,
-                                     protocol=cfg.eval_protocol)
+                                     protocol=cfg.eval_protocol, progress=progress)
     eval_seconds = time.perf_counter() - t1
     peak, kind = _peak_memory(device)
     return RunResult(
