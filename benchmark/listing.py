@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 
 from tabulate import tabulate
 
@@ -22,11 +21,12 @@ def list_rows(what: str) -> list[tuple[str, str]]:
 
         return [(k, BACKBONES.get(k).image_size, BACKBONES.get(k).description) for k in BACKBONES]
     if what == "domains":
-        domains = importlib.import_module("benchmark.domains").DOMAINS
-        return [(k, getattr(domains.get(k), "task", ""), getattr(domains.get(k), "archive", "")) for k in domains]
-    metrics = importlib.import_module("metrics")
-    registry = metrics.METRICS
-    return [(k, "higher" if getattr(registry.get(k), "higher_is_better", True) else "lower") for k in registry]
+        from benchmark.domains import DOMAINS
+
+        return [(k, DOMAINS.get(k).task, DOMAINS.get(k).archive) for k in DOMAINS]
+    from metrics import METRICS
+
+    return [(k, "higher" if METRICS.get(k).higher_is_better else "lower") for k in METRICS]
 
 
 _HEADERS = {
