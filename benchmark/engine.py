@@ -7,6 +7,10 @@ Conv-LoRA's balancing loss added, validation every epoch on the domain's metric,
 checkpoint (trainable parameters only) kept, early stopping with patience 10, then the best
 checkpoint evaluated on every test set with the domain's metrics at the model's input size (the
 official protocol). One process, or several under ``torchrun`` (DDP; see :mod:`benchmark.dist`).
+
+Choices where the reference is silent: the polynomial decay has power 1 (transformers' default
+for ``get_polynomial_decay_schedule_with_warmup``) and decays to 0 over all optimiser steps;
+the effective batch counts images, so a partial last accumulation still steps.
 """
 
 from __future__ import annotations
