@@ -217,6 +217,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--tolerance-sd", type=float, default=2.0)
     p.add_argument("--tolerance-abs", type=float, default=1.0, help="x100 scale (points)")
     p.add_argument("--backbone", help="records' backbone (both folders); needed when they hold several")
+    p.add_argument("--preset", help="the records' preset (smoke or paper); needed when they hold several")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=_run)
 
@@ -224,10 +225,10 @@ def add_commands(subparsers) -> None:
 def _run(args) -> int:
     from benchmark.records import load_runs, ok_records
 
-    _, ours = load_runs(args.runs, backbone=args.backbone)
+    _, ours = load_runs(args.runs, backbone=args.backbone, preset=args.preset)
     against = None
     if args.against != "paper":
-        _, other = load_runs(args.against, backbone=args.backbone)
+        _, other = load_runs(args.against, backbone=args.backbone, preset=args.preset)
         against = ok_records(other)
     verdicts = compare_records(
         ok_records(ours), against, tolerance_sd=args.tolerance_sd, tolerance_abs=args.tolerance_abs

@@ -88,12 +88,29 @@ def select_backbone(records: list[dict], backbone: str | None) -> tuple[str | No
     return (next(iter(counts)) if counts else None), records
 
 
-def load_runs(runs_dir: str | Path, *, backbone: str | None = None) -> tuple[str | None, list[dict]]:
-    """Every record (any status) of one backbone under ``runs_dir``; none at all is an error."""
+def select_preset(records: list[dict], preset: str | None) -> list[dict]:
+    """The records of one preset: ``preset`` if given, else all, unless they mix presets (an error
+    listing them: a smoke run averaged with a paper run is meaningless)."""
+    counts = Counter(r.get("preset") for r in records)
+    if preset is not None:
+        if preset not in counts:
+            present = ", ".join(sorted(str(p) for p in counts)) or "none"
+            raise BenchError(f"no run records for preset {preset!r}; present: {present}")
+        return [r for r in records if r.get("preset") == preset]
+    if len(counts) > 1:
+        listed = ", ".join(f"{p} ({n})" for p, n in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        raise BenchError(f"records hold several presets: {listed}; choose one with --preset")
+    return records
+
+
+def load_runs(
+    runs_dir: str | Path, *, backbone: str | None = None, preset: str | None = None
+) -> tuple[str | None, list[dict]]:
+    """Every record (any status) of one backbone and one preset under ``runs_dir``; none is an error."""
     records = load_records(runs_dir, status=None)
     if not records:
         raise BenchError(f"no run records (JSON with 'method' and 'status') under {runs_dir}")
-    return select_backbone(records, backbone)
+    return select_backbone(select_preset(records, preset), backbone)
 
 
 def ok_records(records: list[dict]) -> list[dict]:

@@ -155,13 +155,14 @@ def add_commands(subparsers) -> None:
     p.add_argument("--runs", metavar="DIR", required=True)
     p.add_argument("--out", metavar="FILE", required=True, help="Markdown file to write (atomically)")
     p.add_argument("--backbone", help="records' backbone; needed when the records hold several")
+    p.add_argument("--preset", help="the records' preset (smoke or paper); needed when they hold several")
     p.add_argument("--tolerance-sd", type=float, default=2.0)
     p.add_argument("--tolerance-abs", type=float, default=1.0)
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    backbone, records = load_runs(args.runs, backbone=args.backbone)
+    backbone, records = load_runs(args.runs, backbone=args.backbone, preset=args.preset)
     text = build_report(
         records,
         runs_dir=args.runs,

@@ -617,6 +617,7 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("--runs", metavar="DIR", help="folder of run records (searched recursively)")
     p.add_argument("--backbone", help="records' backbone; needed when the records hold several")
+    p.add_argument("--preset", help="the records' preset (smoke or paper); needed when they hold several")
     p.add_argument("--format", choices=FORMATS, default="markdown")
     p.add_argument("--side-by-side", action="store_true", help="ours, published and the difference per cell")
     p.set_defaults(func=_run)
@@ -630,7 +631,7 @@ def _run(args) -> int:
     if source == "runs":
         if not args.runs:
             raise BenchError("--source runs needs --runs DIR")
-        _, records = load_runs(args.runs, backbone=args.backbone)
+        _, records = load_runs(args.runs, backbone=args.backbone, preset=args.preset)
     print(
         table_text(table=args.table, source=source, fmt=args.format, records=records, side=args.side_by_side),
         end="",

@@ -189,6 +189,19 @@ def test_several_backbones_need_a_choice():
     assert select_backbone(recs, "sam_tiny")[1] == [recs[1]]
 
 
+def test_several_presets_need_a_choice(tmp_path, run_cli):
+    runs = write_runs(tmp_path / "runs", [
+        record("lora", "sbu", 1, {"sbu": {"ber": 0.03}}, preset="paper"),
+        record("lora", "sbu", 2, {"sbu": {"ber": 0.40}}, preset="smoke"),
+    ])
+    code, _, err = run_cli("table", "--table", "1", "--runs", runs, "--format", "json")
+    assert code == 2 and "paper (1), smoke (1); choose one with --preset" in err
+    code, out, _ = run_cli("table", "--table", "1", "--runs", runs, "--format", "json", "--preset", "paper")
+    assert code == 0
+    cells = [c for c in json.loads(out) if c["method"] == "LoRA" and c["metric"] == "BER"]
+    assert [c["mean"] for c in cells] == [3.0]
+
+
 # ---- the command ------------------------------------------------------------------------------------
 
 
