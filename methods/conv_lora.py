@@ -36,17 +36,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.errors import BenchError
 from methods import register_method
 from methods.layers import LoRALinear
 
 
 @dataclass(frozen=True)
 class ConvLoRAConfig:
-    """Official defaults: rank 3, alpha 32, experts at scales 1..8, top-1 noisy gating."""
+    """Official defaults: rank 3, alpha 32, experts at scales 1..8, top-1 noisy gating.
+
+    ``scales``: one expert per listed upsampling factor; the paper's scale ablation (its Table 4)
+    is ``--set conv_lora.scales=1,2,4`` and the like.
+    """
 
     rank: int = 3
     alpha: float = 32.0
-    experts: int = 8
+    scales: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     top_k: int = 1
     balance_coef: float = 1e-2
     noisy_gating: bool = True
@@ -104,9 +109,11 @@ class MoEConv(nn.Module):
         self.top_k = cfg.top_k
         self.noisy = cfg.noisy_gating
         self.coef = cfg.balance_coef
-        self.w_gate = nn.Parameter(torch.zeros(cfg.rank, cfg.experts, device=device))
-        self.w_noise = nn.Parameter(torch.zeros(cfg.rank, cfg.experts, device=device))
-        self.experts = nn.ModuleList(ConvExpert(cfg.rank, s + 1, device) for s in range(cfg.experts))
+        if not cfg.scales or min(cfg.scales) < 1:
+            raise BenchError(f"conv_lora scales must be positive integers, got {cfg.scales}")
+        self.w_gate = nn.Parameter(torch.zeros(cfg.rank, len(cfg.scales), device=device))
+        self.w_noise = nn.Parameter(torch.zeros(cfg.rank, len(cfg.scales), device=device))
+        self.experts = nn.ModuleList(ConvExpert(cfg.rank, s, device) for s in cfg.scales)
         self.aux_loss: torch.Tensor | None = None
 
     def gate(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -123,7 +123,7 @@ def test_conv_lora_larger_scales_resample_and_return_input_size() -> None:
 
 
 def test_balancing_loss_zero_when_balanced_positive_otherwise() -> None:
-    cfg = ConvLoRAConfig(experts=4, rank=4)
+    cfg = ConvLoRAConfig(scales=(1, 2, 3, 4), rank=4)
     moe = MoEConv(cfg).eval()
     with torch.no_grad():
         moe.w_gate.copy_(torch.eye(4))  # pooled one-hot e_i routes to expert i
@@ -139,6 +139,18 @@ def test_balancing_loss_zero_when_balanced_positive_otherwise() -> None:
     z = skewed[:, None, None, :].expand(4, 3, 3, 4).contiguous()
     moe(z)
     assert moe.aux_loss.item() > 0
+
+
+def test_conv_lora_scale_ablation_is_a_config_option() -> None:
+    cfg = make_config("conv_lora", {"scales": "1,2,4"})
+    assert cfg.scales == (1, 2, 4)
+    base = _count("sam_vit_h", "lora")
+    model, _ = build_model("sam_vit_h", "conv_lora", device="meta", overrides={"scales": "1,2,4"})
+    # per block: gate and noise 2 x 3 x 3, experts 3 x (3 x 3 x 9 + 3)
+    assert count_parameters(model)[0] == base + 32 * (2 * 3 * 3 + 3 * 84)
+    assert [e.scale for e in next(m for m in model.modules() if isinstance(m, MoEConv)).experts] == [1, 2, 4]
+    with pytest.raises(BenchError, match="scales must be positive"):
+        build_model("sam_tiny", "conv_lora", overrides={"scales": "0,2"})
 
 
 def test_cv_squared_matches_its_formula() -> None:
