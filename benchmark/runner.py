@@ -258,8 +258,8 @@ def run_grid(
         raise BenchError(f"data root not found: {data_root}")
     from benchmark.data import resolve_domain_root, validate_or_raise
 
-    roots = {d: resolve_domain_root(d, data_root) for d in domains}  # fails now for a wrong root
-    del roots
+    for d in domains:
+        resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute
     dev = dist.init_from_env(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     k, n = parse_shard(shard)
     todo = shard_of(grid(methods, domains, seeds, backbone), k, n)
