@@ -36,6 +36,7 @@ class BackboneSpec:
     checkpoint_file: str | None = None
     description: str = ""
     checkpoint_base_url: str = CHECKPOINT_BASE_URL
+    family: str = "sam"  # "sam" (segment-anything ViT) or "sam2" (Hiera); methods declare which they take
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -167,13 +168,13 @@ _SAM2_CONFIGS = {
 for _key, (_config, _file, _size) in _SAM2_CONFIGS.items():
     BACKBONES.register(_key, BackboneSpec(
         _key, 1024, partial(_sam2, _config), _file, f"SAM2.1 {_size}, 1024x1024, all modules counted (video ones idle)",
-        SAM2_CHECKPOINT_BASE_URL,
+        SAM2_CHECKPOINT_BASE_URL, family="sam2",
     ))
 # SAM2.1 Hiera-T at a 256x256 input, random: the SAM2 path in tests (a 64x64 token grid, every
 # stage's windows padded or pooled as at 1024).
 BACKBONES.register("sam2_tiny", BackboneSpec(
     "sam2_tiny", 256, partial(_sam2, _SAM2_CONFIGS["sam2_hiera_t"][0], image_size=256), None,
-    "SAM2.1 Hiera-T at 256x256, random weights, for tests (not a pretrained model)",
+    "SAM2.1 Hiera-T at 256x256, random weights, for tests (not a pretrained model)", family="sam2",
 ))
 
 
@@ -272,7 +273,8 @@ class BackboneView:
     """Names the parts of a SAM (ViT) or SAM2 (Hiera) model that PEFT methods read, wrap or freeze.
 
     ``family`` is "sam" or "sam2"; a method that depends on one family's internals (VPT's
-    attention, LST's side blocks, SAM-Adapter's fixed width) checks it and says so.
+    attention, LST's side blocks, SAM-Adapter's fixed width) declares the families it takes when
+    it registers, and :func:`benchmark.factory.build_model` refuses the others.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -333,10 +335,6 @@ class BackboneView:
                 roles=dict(self._HIERA_ROLES),
             ))
         return out
-
-    def require_family(self, family: str, method: str) -> None:
-        if self.family != family:
-            raise BenchError(f"method {method} is defined for {family.upper()} backbones only, not {self.family.upper()}")
 
     @property
     def patch_embed(self) -> nn.Module:

@@ -7,9 +7,22 @@ from typing import Any
 
 import torch
 
-from benchmark.backbones import build_sam
+from benchmark.backbones import BACKBONES, build_sam
+from benchmark.errors import BenchError
 from benchmark.model import SegmentationModel
 from methods import METHODS, make_config
+
+
+def supports(method: str, backbone: str) -> bool:
+    """Whether ``method`` is defined for ``backbone``'s family (its registration says)."""
+    return BACKBONES.get(backbone).family in METHODS.get(method).families
+
+
+def check_family(method: str, backbone: str) -> None:
+    family = BACKBONES.get(backbone).family
+    if not supports(method, backbone):
+        allowed = " and ".join(f.upper() for f in METHODS.get(method).families)
+        raise BenchError(f"method {method} is defined for {allowed} backbones only, not {family.upper()} ({backbone})")
 
 
 def build_model(
@@ -23,6 +36,7 @@ def build_model(
 ) -> tuple[SegmentationModel, Any]:
     """Return (model, method config). ``device="meta"`` builds without memory, for counting."""
     spec = METHODS.get(method)
+    check_family(method, backbone)
     cfg = make_config(method, overrides)
     sam = build_sam(backbone, checkpoint=checkpoint, device=device)
     model = SegmentationModel(sam, num_classes=num_classes)

@@ -34,6 +34,7 @@ class MethodSpec:
     key: str
     config_cls: type
     apply: Callable[[Any, Any], None]
+    families: tuple[str, ...] = ("sam", "sam2")  # backbone families the method is defined for
 
     @property
     def doc(self) -> str:
@@ -44,13 +45,20 @@ class MethodSpec:
 METHODS: Registry[MethodSpec] = Registry("method")
 
 
-def register_method(key: str, config_cls: type) -> Callable:
-    """Decorator registering ``apply(model, cfg)`` under ``key``; rejects duplicate or bad keys."""
+def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = ("sam", "sam2")) -> Callable:
+    """Decorator registering ``apply(model, cfg)`` under ``key``; rejects duplicate or bad keys.
+
+    ``families``: the backbone families ("sam": segment-anything ViT, "sam2": Hiera) the method is
+    defined for; building it on another is refused before any model is built.
+    """
     if not (dataclasses.is_dataclass(config_cls) and config_cls.__dataclass_params__.frozen):
         raise TypeError(f"method {key!r}: config {config_cls.__name__} must be a frozen dataclass")
+    unknown = set(families) - {"sam", "sam2"}
+    if not families or unknown:
+        raise TypeError(f"method {key!r}: families must be among 'sam', 'sam2', got {families}")
 
     def wrap(fn: Callable) -> Callable:
-        METHODS.register(key, MethodSpec(key, config_cls, fn))
+        METHODS.register(key, MethodSpec(key, config_cls, fn, tuple(families)))
         return fn
 
     return wrap

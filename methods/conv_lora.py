@@ -127,7 +127,8 @@ class MoEConv(nn.Module):
             logits = clean
         top, idx = logits.topk(min(self.top_k + 1, n_exp), dim=1)
         top_gates = torch.softmax(top[:, : self.top_k], dim=1)
-        gates = torch.zeros_like(logits).scatter(1, idx[:, : self.top_k], top_gates)
+        # The gates take the softmax's dtype (float32 under CUDA autocast, whatever the logits').
+        gates = top_gates.new_zeros(logits.shape).scatter(1, idx[:, : self.top_k], top_gates)
         if self.noisy and self.training and self.top_k < n_exp:
             load = prob_in_top_k(clean, logits, std, top, self.top_k).sum(0)
         else:
@@ -143,7 +144,9 @@ class MoEConv(nn.Module):
         for i, expert in enumerate(self.experts):
             rows = routed[:, i].nonzero(as_tuple=True)[0]
             if rows.numel():
-                out = out.index_add(0, rows, expert(zc.index_select(0, rows)))
+                # z's dtype wins: CUDA autocast returns the experts' bicubic resampling in float32
+                # while z is 16-bit, and index_add refuses mixed dtypes (docs/FIDELITY.md, "GPU").
+                out = out.index_add(0, rows, expert(zc.index_select(0, rows)).to(out.dtype))
         return (zc + out).permute(0, 2, 3, 1)
 
 

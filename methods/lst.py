@@ -80,11 +80,10 @@ class SideNetwork(nn.Module):
         return h
 
 
-@register_method("lst", LSTConfig)
+@register_method("lst", LSTConfig, families=("sam",))
 def apply_lst(model, cfg: LSTConfig) -> None:
     """Attach the side network to the encoder: start on block 0's input, step after every block."""
     view = model.view
-    view.require_family("sam", "lst")
     side = SideNetwork(view, cfg, device=view.patch_embed.proj.weight.device)
     view.encoder.side_network = side
     view.blocks[0].module.register_forward_pre_hook(side.start)

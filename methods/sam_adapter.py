@@ -70,11 +70,10 @@ class PromptGenerator(nn.Module):
         return self.shared(F.gelu(self.lightweight[i](self._base)))
 
 
-@register_method("sam_adapter", SAMAdapterConfig)
+@register_method("sam_adapter", SAMAdapterConfig, families=("sam",))
 def apply_sam_adapter(model, cfg: SAMAdapterConfig) -> None:
     """Attach a PromptGenerator to the encoder and hook it in before every block."""
     view = model.view
-    view.require_family("sam", "sam_adapter")
     device = view.patch_embed.proj.weight.device
     gen = PromptGenerator(dim=view.embed_dim, depth=len(view.blocks), patch=view.patch_size, cfg=cfg, device=device)
     view.encoder.prompt_generator = gen

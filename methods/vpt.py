@@ -60,9 +60,8 @@ class PromptedAttention(nn.Module):
         return a.proj(out)
 
 
-@register_method("vpt", VPTConfig)
+@register_method("vpt", VPTConfig, families=("sam",))
 def apply_vpt(model, cfg: VPTConfig) -> None:
     """Replace every block's attention with a PromptedAttention around it."""
-    model.view.require_family("sam", "vpt")
     for block in model.view.blocks:
         block.replace("attn", PromptedAttention(block.get("attn"), cfg.tokens))

@@ -21,3 +21,7 @@ def add_commands(subparsers) -> None:
     p = sub.add_parser("train-step", help="step time and peak memory of one training step per method")
     add_arguments(p)
     p.set_defaults(func=_cmd_train_step)
+    from benchmark.perf import gpu_check
+
+    p = sub.add_parser("gpu-check", help="every method trains and evaluates in bf16 and fp16 here; cost per step")
+    gpu_check.add_arguments(p)

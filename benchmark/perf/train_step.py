@@ -22,19 +22,20 @@ import torch
 def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
             precision: str, device: str) -> dict:
     from benchmark.backbones import BACKBONES, count_parameters
-    from benchmark.engine import _autocast, _peak_memory
+    from benchmark.amp import autocast, resolve_precision
+    from benchmark.engine import _peak_memory
     from benchmark.factory import build_model
     from benchmark.losses import structure_loss
 
     dev = torch.device(device)
     torch.manual_seed(0)
-    model, _ = build_model(backbone, method)
-    model.to(dev).train()
+    model, _ = build_model(backbone, method, device=dev)
+    model.train()
     trainable, total = count_parameters(model)
     size = image_size or BACKBONES.get(backbone).image_size
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4)
-    ctx, scaler = _autocast(dev, precision)
+    ctx, scaler = autocast(dev, precision)
     x = torch.randn(batch, 3, size, size, device=dev)
     y = (torch.rand(batch, 1, size, size, device=dev) > 0.7).float()
     times = []
@@ -56,9 +57,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
         if i >= warmup:
             times.append(time.perf_counter() - t)
     peak, kind = _peak_memory(dev)
-    resolved = precision if dev.type == "cuda" else "fp32"
-    if resolved == "auto":
-        resolved = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    resolved = resolve_precision(dev, precision)
     return {
         "method": method, "backbone": backbone, "image_size": size, "batch": batch, "precision": resolved,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
