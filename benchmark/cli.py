@@ -11,18 +11,18 @@ import argparse
 import importlib
 import sys
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 _COMMAND_MODULES = (
     "benchmark.listing",
-    "benchmark.params",
-    "benchmark.evaluate",
-    "benchmark.data_cli",
-    "benchmark.checkpoints",
-    "benchmark.runner",
-    "benchmark.tables",
-    "benchmark.compare",
-    "benchmark.report",
+    "benchmark.model.params",
+    "benchmark.report.evaluate",
+    "benchmark.data.cli",
+    "benchmark.model.checkpoints",
+    "benchmark.train.runner",
+    "benchmark.report.tables",
+    "benchmark.report.compare",
+    "benchmark.report.report",
     "benchmark.perf.cli",
 )
 

@@ -17,11 +17,11 @@ def list_rows(what: str) -> list[tuple[str, str]]:
             for k in METHODS
         ]
     if what == "backbones":
-        from benchmark.backbones import BACKBONES
+        from benchmark.model.backbones import BACKBONES
 
         return [(k, BACKBONES.get(k).image_size, BACKBONES.get(k).description) for k in BACKBONES]
     if what == "domains":
-        from benchmark.domains import DOMAINS
+        from benchmark.data.domains import DOMAINS
 
         return [(k, DOMAINS.get(k).task, DOMAINS.get(k).archive) for k in DOMAINS]
     from metrics import METRICS

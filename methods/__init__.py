@@ -11,7 +11,7 @@ Adding a method is one file in this folder::
         ...  # wrap/freeze through model.view; new modules are trainable, the rest stays as set
 
 Every module in this package is imported when the package is, so the file alone registers it.
-``apply`` receives a :class:`~benchmark.model.SegmentationModel` whose trainable part is the
+``apply`` receives a :class:`~benchmark.model.head.SegmentationModel` whose trainable part is the
 decoder-only set; it adds or unfreezes its own parameters only.
 """
 
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.errors import BenchError
-from benchmark.registry import Registry
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import Registry
 
 
 @dataclass(frozen=True)

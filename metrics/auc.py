@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 from metrics.base import MetricValue, check_binary
 from metrics.registry import register_metric
 

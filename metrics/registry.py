@@ -6,8 +6,8 @@ A new metric is one accumulator class (see ``metrics.base.Metric``) decorated wi
 
 from __future__ import annotations
 
-from benchmark.errors import BenchError
-from benchmark.registry import Registry
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import Registry
 from metrics.base import Metric
 
 METRICS: Registry[type] = Registry("metric")

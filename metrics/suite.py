@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 from metrics.base import Metric, MetricValue
 from metrics.registry import METRICS, create_metric
 

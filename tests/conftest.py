@@ -11,7 +11,7 @@ import benchmark.cli as cli
 def run_cli(monkeypatch, capsys):
     """``benchmark.cli.main`` with only the table, compare and report commands (fast, no torch import);
     returns ``(exit code, stdout, stderr)``."""
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("benchmark.tables", "benchmark.compare", "benchmark.report"))
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("benchmark.report.tables", "benchmark.report.compare", "benchmark.report.report"))
 
     def run(*argv):
         code = cli.main([str(a) for a in argv])

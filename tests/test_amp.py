@@ -3,7 +3,7 @@
 CUDA autocast and CPU autocast cast different ops: on CUDA, interpolation, norms, softplus, exp,
 sums and softmax come back float32 inside a 16-bit region; on the CPU most stay 16-bit. A method
 that mixes the two in an indexed or in-place op (Conv-LoRA's ``index_add`` did) passes every CPU
-test and crashes on the GPU. ``benchmark.amp.cuda_cast_policy`` makes CPU autocast return float32
+test and crashes on the GPU. ``benchmark.train.amp.cuda_cast_policy`` makes CPU autocast return float32
 where CUDA's would; its op list comes from PyTorch's ``aten/src/ATen/autocast_mode.h``
 (``AT_FORALL_FP32`` and ``AT_FORALL_FP32_SET_OPT_DTYPE``), torch 2.11-2.14. Without the fix, the
 Conv-LoRA cases below fail with the GPU's own error ("index_add_(): self (BFloat16) and source
@@ -16,12 +16,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.amp import autocast, cuda_cast_policy, resolve_precision
-from benchmark.backbones import BACKBONES
-from benchmark.domains import get_domain
-from benchmark.engine import compute_loss, predictions
-from benchmark.errors import BenchError
-from benchmark.factory import build_model, supports
+from benchmark.core.errors import BenchError
+from benchmark.data.domains import get_domain
+from benchmark.model.backbones import BACKBONES
+from benchmark.model.factory import build_model, supports
+from benchmark.train.amp import autocast, cuda_cast_policy, resolve_precision
+from benchmark.train.engine import compute_loss, predictions
 from methods import METHODS
 
 CASES = [(m, b) for b in ("sam_tiny", "sam2_tiny") for m in METHODS.keys() if supports(m, b)]

@@ -7,10 +7,10 @@ import copy
 import pytest
 import torch
 
-from benchmark.backbones import BACKBONES, BackboneView, build_sam, count_parameters, load_checkpoint
 from benchmark.cli import main
-from benchmark.errors import BenchError
-from benchmark.model import SegmentationModel
+from benchmark.core.errors import BenchError
+from benchmark.model.backbones import BACKBONES, BackboneView, build_sam, count_parameters, load_checkpoint
+from benchmark.model.head import SegmentationModel
 
 
 def test_official_backbones_have_segment_anything_counts() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.backbones import build_sam
 from benchmark.cli import main
+from benchmark.model.backbones import build_sam
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmark.cli import main
-from benchmark.domains import DOMAINS
+from benchmark.data.domains import DOMAINS
 from methods import METHODS
 from metrics import METRICS
 

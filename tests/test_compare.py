@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmark.compare import judge
+from benchmark.report.compare import judge
 
 # Published means, typed by hand from the paper (x100): Table 1 has a std for these methods.
 PUBLISHED = {

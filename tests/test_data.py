@@ -12,8 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark import cli, synth
-from benchmark.data import (
+from benchmark import cli
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import Registry
+from benchmark.data import synth
+from benchmark.data.datasets import (
     PIXEL_MEAN,
     PIXEL_STD,
     SegmentationDataset,
@@ -22,11 +25,9 @@ from benchmark.data import (
     resolve_domain_root,
     validate_or_raise,
 )
-from benchmark.domains import DOMAINS, Domain, register_domain
-from benchmark.errors import BenchError
-from benchmark.labels import DATASET_LABELS, TRANS10K_CLASSES
-from benchmark.registry import Registry
-from benchmark.synth import split_counts, synth_domain
+from benchmark.data.domains import DOMAINS, Domain, register_domain
+from benchmark.data.synth import split_counts, synth_domain
+from benchmark.report.labels import DATASET_LABELS, TRANS10K_CLASSES
 
 N = 4
 

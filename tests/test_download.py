@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from benchmark import cli
-from benchmark.data import SYNTHETIC_MARKER, check_domain, is_synthetic
-from benchmark.download import archive_url, download_domain, download_file
-from benchmark.errors import BenchError
-from benchmark.synth import synth_domain
+from benchmark.core.errors import BenchError
+from benchmark.data.datasets import SYNTHETIC_MARKER, check_domain, is_synthetic
+from benchmark.data.download import archive_url, download_domain, download_file
+from benchmark.data.synth import synth_domain
 
 
 class _Server(ThreadingHTTPServer):

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 import benchmark.cli
-from benchmark.errors import BenchError
-from benchmark.evaluate import evaluate_folders, resize_bilinear, resize_nearest
+from benchmark.core.errors import BenchError
+from benchmark.report.evaluate import evaluate_folders, resize_bilinear, resize_nearest
 
 GOLDEN = Path(__file__).parent / "golden"
 BINARY_KEYS = "sm,em,wfm,mae,iou,jaccard,dice,ber,auc"
@@ -21,7 +21,7 @@ BINARY_KEYS = "sm,em,wfm,mae,iou,jaccard,dice,ber,auc"
 @pytest.fixture
 def cli(monkeypatch):
     """``benchmark.cli.main`` with only the evaluate command, so other commands cannot break these tests."""
-    monkeypatch.setattr(benchmark.cli, "_COMMAND_MODULES", ("benchmark.evaluate",))
+    monkeypatch.setattr(benchmark.cli, "_COMMAND_MODULES", ("benchmark.report.evaluate",))
     return benchmark.cli.main
 
 

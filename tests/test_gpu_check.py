@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.factory import supports
+from benchmark.model.factory import supports
 from methods import METHODS
 
 

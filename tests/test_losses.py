@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.losses import (
+from benchmark.train.losses import (
     LOSSES,
     balanced_bce_loss,
     mask2former_loss,
@@ -111,8 +111,8 @@ def test_loss_registry_has_the_official_and_sam2lora_keys() -> None:
 def test_set_loss_separates_identical_class_tokens() -> None:
     """The official init copies one token to every class; the matching must still give them
     different gradients, or they would stay copies forever."""
-    from benchmark.backbones import build_sam
-    from benchmark.model import SegmentationModel
+    from benchmark.model.backbones import build_sam
+    from benchmark.model.head import SegmentationModel
 
     torch.manual_seed(0)
     model = SegmentationModel(build_sam("sam_tiny"), num_classes=12)

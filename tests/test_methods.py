@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import methods
-from benchmark.backbones import build_sam, count_parameters
-from benchmark.errors import BenchError
-from benchmark.factory import build_model
-from benchmark.model import SegmentationModel
+from benchmark.core.errors import BenchError
+from benchmark.model.backbones import build_sam, count_parameters
+from benchmark.model.factory import build_model
+from benchmark.model.head import SegmentationModel
 from methods import METHODS, make_config, register_method
 from methods.conv_lora import ConvExpert, ConvLoRAConfig, MoEConv, cv_squared
 

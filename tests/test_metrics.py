@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import convolve
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 from metrics import METRICS, MetricSuite, create_metric, register_metric
 from metrics.auc import auc_from_histograms
 from metrics.sod import e_measure_curve

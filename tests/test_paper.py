@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.labels import METHOD_LABELS, METRIC_LABELS
-from benchmark.paper import load_paper, paper_params
-from benchmark.tables import paper_table
+from benchmark.report.labels import METHOD_LABELS, METRIC_LABELS
+from benchmark.report.paper import load_paper, paper_params
+from benchmark.report.tables import paper_table
 
 SEED = Path(__file__).resolve().parents[1] / "results" / "paper" / "source_tables.txt"
 
@@ -128,7 +128,7 @@ def test_paper_params_keyed_by_registry_key():
 
 
 def test_unknown_table_is_an_error():
-    from benchmark.errors import BenchError
+    from benchmark.core.errors import BenchError
 
     with pytest.raises(BenchError, match="no table '3'"):
         load_paper("3")

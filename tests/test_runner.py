@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.domains import DOMAINS
-from benchmark.engine import TrainConfig, train_and_evaluate
-from benchmark.errors import BenchError
-from benchmark.runner import grid, run_grid, shard_of
-from benchmark.synth import synth_domain
+from benchmark.core.errors import BenchError
+from benchmark.data.domains import DOMAINS
+from benchmark.data.synth import synth_domain
+from benchmark.train.engine import TrainConfig, train_and_evaluate
+from benchmark.train.runner import grid, run_grid, shard_of
 from methods import METHODS, register_method
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ def test_killed_grid_resumes_without_redoing_or_partial_files(data_root, tmp_pat
 def _ddp_worker(rank: int, port: int, data_root: str, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
                       LOCAL_RANK=str(rank))
-    from benchmark import dist
+    from benchmark.train import dist
 
     device = dist.init_from_env(torch.device("cpu"))
     _first_step(Path(data_root), Path(out), device)
@@ -230,7 +230,7 @@ def test_ddp_two_processes_match_single_process_first_step(data_root, tmp_path) 
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-5, rtol=1e-4), name
     # The step did move the weights (the comparison is not between two untouched models).
-    from benchmark.factory import build_model
+    from benchmark.model.factory import build_model
 
     torch.manual_seed(0)
     model, _ = build_model("sam_tiny", "lora")
@@ -257,7 +257,7 @@ def test_original_resolution_protocol_scores_at_each_gt_size(data_root, tmp_path
 
 
 def test_stale_temporary_from_a_killed_writer_is_removed(tmp_path) -> None:
-    from benchmark.runner import remove_stale_temporaries
+    from benchmark.train.runner import remove_stale_temporaries
 
     folder = tmp_path / "sam_tiny" / "sbu" / "lora"
     folder.mkdir(parents=True)

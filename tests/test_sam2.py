@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.backbones import BackboneView, build_sam, count_parameters
-from benchmark.errors import BenchError
-from benchmark.factory import build_model
-from benchmark.losses import composite_loss, focal_tversky_loss, soft_dice_loss
-from benchmark.model import SegmentationModel
+from benchmark.core.errors import BenchError
+from benchmark.model.backbones import BackboneView, build_sam, count_parameters
+from benchmark.model.factory import build_model
+from benchmark.model.head import SegmentationModel
+from benchmark.train.losses import composite_loss, focal_tversky_loss, soft_dice_loss
 from methods import METHODS, make_config
 
 CARRY_OVER = ["decoder_only", "bitfit", "adapter", "ssf", "lora", "conv_lora", "sam2lora"]

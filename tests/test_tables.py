@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from benchmark.errors import BenchError
-from benchmark.records import load_records, select_backbone
-from benchmark.tables import render_table, runs_table
+from benchmark.core.errors import BenchError
+from benchmark.report.records import load_records, select_backbone
+from benchmark.report.tables import render_table, runs_table
 
 COLS = [("kvasir", "sm"), ("sbu", "ber")]
 LORA_SIZE = {"trainable_params": 3_997_056, "total_params": 641_582_128}  # 4.00 M, 0.62 %

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmark.evaluate import evaluate_folders
+from benchmark.report.evaluate import evaluate_folders
 
 BINARY_METRICS = "sm,em,wfm,mae,iou,dice,ber,auc"
 

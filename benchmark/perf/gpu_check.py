@@ -14,7 +14,7 @@ One command for a fresh GPU machine with nothing downloaded. In a work folder it
 
 then prints one table (method, status per pass, ms per step, peak GiB) and exits 1 naming every
 failure (2 for bad input, such as no CUDA device). ``--device cpu`` runs the same plan on the CPU
-under bf16/fp16 CPU autocast with CUDA's cast policy imitated (:mod:`benchmark.amp`), so the check
+under bf16/fp16 CPU autocast with CUDA's cast policy imitated (:mod:`benchmark.train.amp`), so the check
 itself is tested without a GPU.
 """
 
@@ -30,14 +30,14 @@ from pathlib import Path
 
 import torch
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 FP16_METHODS = ("lora", "conv_lora")  # the paper's baseline and its method, once more in fp16
 
 
 def write_random_checkpoint(backbone: str, path: Path, device: torch.device) -> Path:
     """A random state dict of ``backbone`` as the upstream builder makes it, saved with torch.save."""
-    from benchmark.backbones import BACKBONES, build_sam
+    from benchmark.model.backbones import BACKBONES, build_sam
 
     spec = BACKBONES.get(backbone)
     torch.manual_seed(0)
@@ -68,7 +68,7 @@ def _free(device: torch.device) -> None:
 def _grid(label: str, *, methods: list[str], domains: list[str], precision: str, work: Path, backbone: str,
           checkpoint: Path, data_root: Path, epochs: int, device: torch.device, progress: bool) -> dict:
     """One pass of the paper preset; {(method, domain): record}."""
-    from benchmark.runner import run_grid
+    from benchmark.train.runner import run_grid
 
     records = run_grid(
         methods=methods, domains=domains, seeds=[0], out=work / f"runs-{label}", preset="paper",
@@ -86,12 +86,12 @@ def gpu_check(*, backbone: str = "sam_vit_h", device: str = "cuda", domain: str 
     """Run the plan; returns (rows, header). A row: method, one status per pass, step_ms, peak_gib."""
     from contextlib import nullcontext
 
-    from benchmark.amp import cuda_cast_policy
-    from benchmark.backbones import BACKBONES
-    from benchmark.domains import DOMAINS
-    from benchmark.factory import supports
+    from benchmark.data.domains import DOMAINS
+    from benchmark.data.synth import synth_domain
+    from benchmark.model.backbones import BACKBONES
+    from benchmark.model.factory import supports
     from benchmark.perf.train_step import measure
-    from benchmark.synth import synth_domain
+    from benchmark.train.amp import cuda_cast_policy
     from methods import METHODS
 
     dev = torch.device(device)

@@ -21,11 +21,11 @@ import torch
 
 def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
             precision: str, device: str) -> dict:
-    from benchmark.backbones import BACKBONES, count_parameters
-    from benchmark.amp import autocast, resolve_precision
-    from benchmark.engine import _peak_memory
-    from benchmark.factory import build_model
-    from benchmark.losses import structure_loss
+    from benchmark.model.backbones import BACKBONES, count_parameters
+    from benchmark.model.factory import build_model
+    from benchmark.train.amp import autocast, resolve_precision
+    from benchmark.train.engine import _peak_memory
+    from benchmark.train.losses import structure_loss
 
     dev = torch.device(device)
     torch.manual_seed(0)

@@ -12,10 +12,10 @@ import json
 
 from tabulate import tabulate
 
-from benchmark.backbones import BACKBONES, count_parameters
-from benchmark.errors import BenchError
-from benchmark.factory import build_model
-from benchmark.labels import METHOD_LABELS, method_label
+from benchmark.core.errors import BenchError
+from benchmark.model.backbones import BACKBONES, count_parameters
+from benchmark.model.factory import build_model
+from benchmark.report.labels import METHOD_LABELS, method_label
 from methods import METHODS
 
 
@@ -45,7 +45,7 @@ def format_params(value_m: float | None, ratio: float | None) -> str:
 
 
 def render_params(rows: list[dict], *, fmt: str, backbone: str) -> str:
-    from benchmark.paper import paper_params
+    from benchmark.report.paper import paper_params
 
     published = paper_params() if backbone == "sam_vit_h" else {}
     if fmt == "json":

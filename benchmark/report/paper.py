@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.errors import BenchError
-from benchmark.labels import METHOD_LABELS
+from benchmark.core.errors import BenchError
+from benchmark.report.labels import METHOD_LABELS
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "results" / "paper"
+PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
 PAPER_CSV = PAPER_DIR / "paper_tables.csv"
 TEXT_COLUMNS = (
     "table",

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmark.data import SYNTHETIC_MARKER
-from benchmark.domains import Domain, get_domain
-from benchmark.errors import BenchError
-from benchmark.registry import Registry
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import Registry
+from benchmark.data.datasets import SYNTHETIC_MARKER
+from benchmark.data.domains import Domain, get_domain
 
 MIN_SIDE, MAX_SIDE = 48, 160
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from benchmark.errors import BenchError
-from benchmark.registry import Registry
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import Registry
 
 Layout = Literal["csv", "trans10k"]
 Task = Literal["binary", "multiclass"]
@@ -45,7 +45,7 @@ class Domain:
     loss: str
     epochs: int
     lr: float
-    painter: str  # synthetic stand-in style, a key of ``benchmark.synth.PAINTERS``
+    painter: str  # synthetic stand-in style, a key of ``benchmark.data.synth.PAINTERS``
     description: str = ""
 
     def __post_init__(self) -> None:

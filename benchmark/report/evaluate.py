@@ -23,8 +23,8 @@ from PIL import Image
 from tabulate import tabulate
 from tqdm import tqdm
 
-from benchmark.errors import BenchError
-from benchmark.labels import METRIC_LABELS
+from benchmark.core.errors import BenchError
+from benchmark.report.labels import METRIC_LABELS
 from metrics import METRICS, MetricSuite
 from metrics.confusion import IGNORE_INDEX
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from benchmark.backbones import BACKBONES, build_sam
-from benchmark.errors import BenchError
-from benchmark.model import SegmentationModel
+from benchmark.core.errors import BenchError
+from benchmark.model.backbones import BACKBONES, build_sam
+from benchmark.model.head import SegmentationModel
 from methods import METHODS, make_config
 
 

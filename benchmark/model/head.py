@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.backbones import BackboneView
+from benchmark.model.backbones import BackboneView
 
 
 @dataclass

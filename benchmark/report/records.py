@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 RECORD_FIELDS = ("method", "status")
 

@@ -30,8 +30,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from benchmark.domains import Domain, get_domain
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
+from benchmark.data.domains import Domain, get_domain
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)

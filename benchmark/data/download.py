@@ -23,9 +23,9 @@ from urllib.parse import urljoin
 
 from tqdm import tqdm
 
-from benchmark.data import SYNTHETIC_MARKER, resolve_domain_root
-from benchmark.domains import Domain, get_domain
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
+from benchmark.data.datasets import SYNTHETIC_MARKER, resolve_domain_root
+from benchmark.data.domains import Domain, get_domain
 
 DEFAULT_BASE_URL = "https://automl-mm-bench.s3.amazonaws.com/semantic_segmentation/"
 _CHUNK = 1 << 20

@@ -6,7 +6,7 @@ without warm-up, gradient clipping at norm 1.0, an effective batch of 4 by gradi
 Conv-LoRA's balancing loss added, validation every epoch on the domain's metric, the best
 checkpoint (trainable parameters only) kept, early stopping with patience 10, then the best
 checkpoint evaluated on every test set with the domain's metrics at the model's input size (the
-official protocol). One process, or several under ``torchrun`` (DDP; see :mod:`benchmark.dist`).
+official protocol). One process, or several under ``torchrun`` (DDP; see :mod:`benchmark.train.dist`).
 
 Choices where the reference is silent: the polynomial decay has power 1 (transformers' default
 for ``get_polynomial_decay_schedule_with_warmup``) and decays to 0 over all optimiser steps;
@@ -28,14 +28,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from benchmark import dist
-from benchmark.amp import autocast
-from benchmark.backbones import BACKBONES, count_parameters
-from benchmark.data import FOREGROUND_THRESHOLD, SegmentationDataset, load_mask
-from benchmark.domains import Domain
-from benchmark.errors import BenchError
-from benchmark.factory import build_model
-from benchmark.losses import LOSSES, semantic_map
+from benchmark.core.errors import BenchError
+from benchmark.data.datasets import FOREGROUND_THRESHOLD, SegmentationDataset, load_mask
+from benchmark.data.domains import Domain
+from benchmark.model.backbones import BACKBONES, count_parameters
+from benchmark.model.factory import build_model
+from benchmark.train import dist
+from benchmark.train.amp import autocast
+from benchmark.train.losses import LOSSES, semantic_map
 from metrics import MetricSuite
 
 

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.compare import compare_records, regression_lines, render_verdicts, summary
-from benchmark.errors import BenchError
-from benchmark.records import load_runs, ok_records
-from benchmark.tables import (
+from benchmark.core.errors import BenchError
+from benchmark.report.compare import compare_records, regression_lines, render_verdicts, summary
+from benchmark.report.records import load_runs, ok_records
+from benchmark.report.tables import (
     BOLD_NOTE,
     STD_NOTE,
     method_label,

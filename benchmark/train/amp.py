@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 

@@ -1,7 +1,7 @@
 """``sam-peft-bench checkpoint download|verify``: SAM weights from Meta's public site, checked on arrival.
 
 The download resumes a partial file (HTTP Range) and renames the finished file into place
-(``benchmark.download.download_file``). Verification loads the file with ``weights_only=True``
+(``benchmark.data.download.download_file``). Verification loads the file with ``weights_only=True``
 against the backbone's architecture with strict keys and shapes, on the ``meta`` device (no
 memory for the weights themselves). A file that fails is removed and reported, so a directory
 only ever holds verified checkpoints. Whether the hex suffix of the official names
@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urljoin
 
-from benchmark.backbones import BACKBONES, build_sam, load_checkpoint
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
+from benchmark.model.backbones import BACKBONES, build_sam, load_checkpoint
 
 
 def verify_checkpoint(path: str | Path, backbone: str) -> None:
@@ -29,7 +29,7 @@ def download_checkpoint(
     file: str | None = None, progress: bool = True,
 ) -> Path:
     """Fetch ``backbone``'s official checkpoint into ``directory`` (skipped when a verified copy is there)."""
-    from benchmark.download import download_file
+    from benchmark.data.download import download_file
 
     spec = BACKBONES.get(backbone)
     name = file or spec.checkpoint_file

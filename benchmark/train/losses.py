@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from benchmark.registry import Registry
+from benchmark.core.registry import Registry
 
 IGNORE_INDEX = 255
 LOSSES: Registry[Callable[..., torch.Tensor]] = Registry("loss")

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from benchmark.errors import BenchError
-from benchmark.labels import (
+from benchmark.core.errors import BenchError
+from benchmark.report.labels import (
     DATASET_LABELS,
     EXTRA_METHOD_LABELS,
     METHOD_LABELS,
@@ -39,7 +39,7 @@ from benchmark.labels import (
     TRANS10K_CLASSES,
     method_label,
 )
-from benchmark.paper import load_paper
+from benchmark.report.paper import load_paper
 
 LOWER_IS_BETTER = frozenset({"ber", "mae"})
 FORMATS = ("markdown", "latex", "csv", "json")
@@ -624,7 +624,7 @@ def add_commands(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from benchmark.records import load_runs
+    from benchmark.report.records import load_runs
 
     source = args.source or ("runs" if args.runs else "paper")
     records: list[dict] = []

@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.data import check_domain, is_synthetic
-from benchmark.domains import DOMAINS
-from benchmark.download import DEFAULT_BASE_URL, download_domain
-from benchmark.synth import split_counts, synth_domain
+from benchmark.data.datasets import check_domain, is_synthetic
+from benchmark.data.domains import DOMAINS
+from benchmark.data.download import DEFAULT_BASE_URL, download_domain
+from benchmark.data.synth import split_counts, synth_domain
 
 
 def run_synth(*, domains: list[str], out: Path, n: int, seed: int) -> int:

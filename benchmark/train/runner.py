@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from benchmark import dist
-from benchmark.backbones import BACKBONES
-from benchmark.domains import DOMAINS, Domain
-from benchmark.engine import TRAIN_KEYS, RunFailed, TrainConfig, train_and_evaluate, train_config_from
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
+from benchmark.data.domains import DOMAINS, Domain
+from benchmark.model.backbones import BACKBONES
+from benchmark.train import dist
+from benchmark.train.engine import TRAIN_KEYS, RunFailed, TrainConfig, train_and_evaluate, train_config_from
 from methods import METHODS, make_config
 
 SYNTH_VERSION = "v1"
@@ -152,8 +152,8 @@ def smoke_data_root(n: int, seed: int = 0) -> Path:
     """Synthetic data for every domain in a cache folder, generated once per (version, n, seed)."""
     import fcntl
 
-    from benchmark.data import is_synthetic
-    from benchmark.synth import synth_domain
+    from benchmark.data.datasets import is_synthetic
+    from benchmark.data.synth import synth_domain
 
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sam-peft-bench"
     root = cache / f"synth-{SYNTH_VERSION}-n{n}-seed{seed}"
@@ -196,7 +196,7 @@ def split_overrides(sets: list[str], methods: list[str]) -> tuple[dict[str, dict
 
 def check_losses(train_cfg: TrainConfig, domains: list[str]) -> None:
     """A loss override must suit every selected domain's task (binary losses vs the set loss)."""
-    from benchmark.losses import LOSSES, MULTICLASS_LOSSES
+    from benchmark.train.losses import LOSSES, MULTICLASS_LOSSES
 
     if train_cfg.loss is None:
         return
@@ -246,7 +246,7 @@ def run_grid(
     if p.needs_checkpoint and checkpoint is None and any(m != "from_scratch" for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
     if checkpoint is not None:
-        from benchmark.checkpoints import verify_checkpoint
+        from benchmark.model.checkpoints import verify_checkpoint
 
         verify_checkpoint(checkpoint, backbone)  # a wrong or corrupt file fails the grid now
     if data_root is None:
@@ -256,7 +256,7 @@ def run_grid(
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise BenchError(f"data root not found: {data_root}")
-    from benchmark.data import resolve_domain_root, validate_or_raise
+    from benchmark.data.datasets import resolve_domain_root, validate_or_raise
 
     for d in domains:
         resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from benchmark.errors import BenchError
-from benchmark.labels import TABLE_COLUMNS
-from benchmark.tables import (
+from benchmark.core.errors import BenchError
+from benchmark.report.labels import TABLE_COLUMNS
+from benchmark.report.tables import (
     LOWER_IS_BETTER,
     aggregate,
     column_labels,
@@ -85,7 +85,7 @@ def judge(
 def compare_cells(
     ours: pd.DataFrame, theirs: pd.DataFrame, *, tolerance_sd: float = 2.0, tolerance_abs: float = 1.0
 ) -> list[CellVerdict]:
-    """Verdicts for the cells present in both frames (:func:`benchmark.tables.aggregate`'s shape)."""
+    """Verdicts for the cells present in both frames (:func:`benchmark.report.tables.aggregate`'s shape)."""
     if tolerance_sd < 0 or tolerance_abs < 0:
         raise BenchError("tolerances must be >= 0")
     key = ["method", "test_set", "metric"]
@@ -148,7 +148,7 @@ def _fmt(x: float | None, digits: int) -> str:
 
 
 def render_verdicts(verdicts: Sequence[CellVerdict], fmt: str, *, theirs: str = "paper") -> str:
-    """``table`` (Markdown), or any grid format of :func:`benchmark.tables.render_grid`, or json."""
+    """``table`` (Markdown), or any grid format of :func:`benchmark.report.tables.render_grid`, or json."""
     if fmt == "json":
         items = []
         for v in verdicts:
@@ -223,7 +223,7 @@ def add_commands(subparsers) -> None:
 
 
 def _run(args) -> int:
-    from benchmark.records import load_runs, ok_records
+    from benchmark.report.records import load_runs, ok_records
 
     _, ours = load_runs(args.runs, backbone=args.backbone, preset=args.preset)
     against = None

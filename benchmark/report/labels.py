@@ -70,7 +70,7 @@ TRANS10K_CLASSES: tuple[str, ...] = (
     "eyeglass", "cup", "wall", "bowl", "bottle", "box",
 )
 
-# The paper's table layouts, used by ``benchmark.tables``. A column is (test-set key, metric key)
+# The paper's table layouts, used by ``benchmark.report.tables``. A column is (test-set key, metric key)
 # in printed order; Table 2's category columns use the class name as metric key (a record's
 # ``class_iou`` list, by index in TRANS10K_CLASSES), and a class name is its own label.
 TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmark.errors import BenchError
-from benchmark.registry import Registry
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import Registry
 
 CHECKPOINT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 SAM2_CHECKPOINT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
@@ -274,7 +274,7 @@ class BackboneView:
 
     ``family`` is "sam" or "sam2"; a method that depends on one family's internals (VPT's
     attention, LST's side blocks, SAM-Adapter's fixed width) declares the families it takes when
-    it registers, and :func:`benchmark.factory.build_model` refuses the others.
+    it registers, and :func:`benchmark.model.factory.build_model` refuses the others.
     """
 
     def __init__(self, model: nn.Module) -> None:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 T = TypeVar("T")
 _KEY = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -1,0 +1,6 @@
+"""The data side: domains and their recipes (``domains``), readers and datasets for the official
+layouts (``datasets``), synthetic data in those layouts (``synth``), downloads, and the
+``data`` command.
+
+May import: ``benchmark.core``. Nothing here knows about models or training.
+"""
