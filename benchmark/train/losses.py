@@ -23,7 +23,11 @@ MULTICLASS_LOSSES = frozenset({"mask2former"})  # take (mask logits, class logit
 
 def structure_weights(mask: torch.Tensor) -> torch.Tensor:
     """PraNet's boundary weights: 1 + 5 |avgpool31(gt) - gt| (stride 1, padding 15)."""
-    return 1 + 5 * (F.avg_pool2d(mask, kernel_size=31, stride=1, padding=15) - mask).abs()
+    # The 31x31 box mean as a column pass then a row pass: the same mean (zero padding counted,
+    # as avg_pool2d's default), 2 x 31 instead of 961 reads per pixel. CPU avg_pool2d has no fast
+    # path for a window this large: the one-pass pool was a fifth of a smoke run's time.
+    box = F.avg_pool2d(F.avg_pool2d(mask, (31, 1), stride=1, padding=(15, 0)), (1, 31), stride=1, padding=(0, 15))
+    return 1 + 5 * (box - mask).abs()
 
 
 def weighted_iou_term(logits: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
