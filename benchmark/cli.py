@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "benchmark.data.cli",
     "benchmark.model.checkpoints",
     "benchmark.train.runner",
+    "benchmark.train.pretrain",
     "benchmark.report.tables",
     "benchmark.report.compare",
     "benchmark.report.report",

@@ -35,6 +35,7 @@ class MethodSpec:
     config_cls: type
     apply: Callable[[Any, Any], None]
     families: tuple[str, ...] = ("sam", "sam2")  # backbone families the method is defined for
+    trains: bool = True  # False: a reference row that trains nothing (zero-shot); step checks skip it
 
     @property
     def doc(self) -> str:
@@ -45,11 +46,14 @@ class MethodSpec:
 METHODS: Registry[MethodSpec] = Registry("method")
 
 
-def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = ("sam", "sam2")) -> Callable:
+def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = ("sam", "sam2"),
+                    trains: bool = True) -> Callable:
     """Decorator registering ``apply(model, cfg)`` under ``key``; rejects duplicate or bad keys.
 
     ``families``: the backbone families ("sam": segment-anything ViT, "sam2": Hiera) the method is
-    defined for; building it on another is refused before any model is built.
+    defined for; building it on another is refused before any model is built. ``trains=False``
+    declares a reference row that leaves nothing trainable: the engine evaluates it without an
+    epoch, and training-step checks and timings leave it out.
     """
     if not (dataclasses.is_dataclass(config_cls) and config_cls.__dataclass_params__.frozen):
         raise TypeError(f"method {key!r}: config {config_cls.__name__} must be a frozen dataclass")
@@ -58,7 +62,7 @@ def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = (
         raise TypeError(f"method {key!r}: families must be among 'sam', 'sam2', got {families}")
 
     def wrap(fn: Callable) -> Callable:
-        METHODS.register(key, MethodSpec(key, config_cls, fn, tuple(families)))
+        METHODS.register(key, MethodSpec(key, config_cls, fn, tuple(families), trains))
         return fn
 
     return wrap

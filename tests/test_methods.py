@@ -19,6 +19,7 @@ from methods import METHODS, make_config, register_method
 from methods.conv_lora import ConvExpert, ConvLoRAConfig, MoEConv, cv_squared
 
 ALL = METHODS.keys()
+TRAINING = [m for m in ALL if METHODS.get(m).trains]  # zero-shot, a reference row, trains nothing
 
 
 def _apply(method: str, num_classes: int = 1) -> tuple[SegmentationModel, dict[int, str], set[int]]:
@@ -44,7 +45,7 @@ def _allowed_base(method: str, name: str) -> bool:
 
 
 @pytest.mark.parametrize("num_classes", [1, 12])
-@pytest.mark.parametrize("method", ALL)
+@pytest.mark.parametrize("method", TRAINING)
 def test_forward_backward_and_trainable_set(method: str, num_classes: int) -> None:
     torch.manual_seed(0)
     model, before, decoder = _apply(method, num_classes)
@@ -72,7 +73,7 @@ def test_forward_backward_and_trainable_set(method: str, num_classes: int) -> No
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in added or params if p.requires_grad)
 
 
-@pytest.mark.parametrize("method", ALL)
+@pytest.mark.parametrize("method", TRAINING)
 def test_optimizer_step_leaves_frozen_weights_bit_identical(method: str) -> None:
     torch.manual_seed(1)
     model, _ = build_model("sam_tiny", method)
@@ -182,6 +183,7 @@ FORMULAS = {
     "sam_adapter": D + 32 * 80**2 + 3362 * 80 + 1280,
     "ssf": D + L * 2 * (3 * C + C + 4 * C + C + C + C) + 2 * C + 4 * 2 * 256,
     "from_scratch": 641_090_608 + 256,
+    "zero_shot": 0,
     # rank 8 on qkv and proj of 32 blocks; on q/k/v/out of the decoder's 7 attentions (3 self-attention
     # at width 256, 4 cross-attentions at 128 inside); plus the mask token.
     "sam2lora": L * 8 * ((C + 3 * C) + (C + C)) + 2 * 4 * 8 * 512 + 5 * 4 * 8 * 384 + 256,
@@ -256,3 +258,16 @@ def test_method_module_docstring_cites_paper_and_trainable_part(method: str) -> 
     doc = importlib.import_module(METHODS.get(method).apply.__module__).__doc__ or ""
     assert "Trainable" in doc or "trainable" in doc
     assert "arXiv" in doc or "Conv-LoRA paper" in doc
+
+
+def test_zero_shot_trains_nothing_and_predicts_as_the_loaded_model(tmp_path) -> None:
+    torch.manual_seed(5)
+    ckpt = tmp_path / "sam_tiny.pth"
+    torch.save(build_sam("sam_tiny").state_dict(), ckpt)
+    model, _ = build_model("sam_tiny", "zero_shot", checkpoint=ckpt)
+    base, _ = build_model("sam_tiny", "decoder_only", checkpoint=ckpt)
+    assert count_parameters(model)[0] == 0
+    assert not METHODS.get("zero_shot").trains and all(METHODS.get(m).trains for m in TRAINING)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x).logits, base.eval()(x).logits, atol=1e-6)

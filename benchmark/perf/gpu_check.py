@@ -101,7 +101,7 @@ def gpu_check(*, backbone: str = "sam_vit_h", device: str = "cuda", domain: str 
     BACKBONES.get(backbone)
     if DOMAINS.get(domain).task != "binary":
         raise BenchError(f"gpu-check --domain takes a binary domain; {domain} is not (Trans10K always runs)")
-    chosen = [m for m in METHODS.parse_list(methods) if supports(m, backbone)]
+    chosen = [m for m in METHODS.parse_list(methods) if supports(m, backbone) and METHODS.get(m).trains]
     if not chosen:
         raise BenchError(f"no selected method is defined for {backbone}")
     fp16 = [m for m in FP16_METHODS if m in chosen]

@@ -70,7 +70,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     from methods import METHODS
 
     rows = []
-    for method in METHODS.parse_list(args.methods):
+    for method in (m for m in METHODS.parse_list(args.methods) if METHODS.get(m).trains):
         cmd = [sys.executable, "-m", "benchmark.perf.train_step", "--one", method, "--backbone", args.backbone,
                "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--precision", args.precision, "--device", args.device]

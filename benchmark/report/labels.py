@@ -21,6 +21,7 @@ METHOD_LABELS: dict[str, str] = {
 # Methods this suite adds beyond Conv-LoRA's Table 1 (rows after the paper's, no published values).
 EXTRA_METHOD_LABELS: dict[str, str] = {
     "sam2lora": "SAM2LoRA",
+    "zero_shot": "zero-shot (no fine-tuning)",  # a reference row: the pretrained model as loaded
 }
 
 

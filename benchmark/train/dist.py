@@ -46,8 +46,8 @@ def sampler(dataset, *, shuffle: bool, seed: int) -> DistributedSampler | None:
 
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    if world_size() <= 1:
-        return model
+    if world_size() <= 1 or not any(p.requires_grad for p in model.parameters()):
+        return model  # DDP refuses a model with nothing to train (the zero-shot reference row)
     ids = [device.index] if device.type == "cuda" else None
     # Conv-LoRA routes each sample to one expert, and from-scratch trains modules the prompt-free
     # head never calls: some trainable parameters get no gradient in a step. Finding them costs

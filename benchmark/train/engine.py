@@ -231,6 +231,9 @@ def train_and_evaluate(
     )
     trainable, total = count_parameters(model)
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:  # a reference row (zero-shot): no epoch, the model is evaluated as built
+        cfg = replace(cfg, epochs=0)
+        params = [torch.nn.Parameter(torch.zeros(()))]  # AdamW refuses an empty list; never stepped
     train_model = dist.wrap(model, device)
 
     size = cfg.image_size

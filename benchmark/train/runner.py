@@ -46,6 +46,7 @@ class Preset:
     needs_checkpoint: bool
     needs_data: bool
     synth_n: int = 8
+    mini_sam: bool = False  # without --checkpoint, start from the cached miniature pretrained SAM
     description: str = ""
 
 
@@ -56,9 +57,9 @@ PRESETS: dict[str, Preset] = {
     ),
     "smoke": Preset(
         "smoke", "sam_tiny",
-        TrainConfig(epochs=2, lr=1e-3, batch_size=2, patience=10, save_best=False, num_threads=1),
-        needs_checkpoint=False, needs_data=False, synth_n=8,
-        description="pipeline check: tiny random SAM on synthetic data, 2 epochs",
+        TrainConfig(epochs=8, lr=3e-3, batch_size=4, patience=10, save_best=False, num_threads=1),
+        needs_checkpoint=False, needs_data=False, synth_n=32, mini_sam=True,
+        description="pipeline check: the miniature pretrained SAM fine-tuned on synthetic data, 8 epochs",
     ),
 }
 
@@ -245,6 +246,10 @@ def run_grid(
     check_losses(train_cfg, domains)
     if p.needs_checkpoint and checkpoint is None and any(m != "from_scratch" for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
+    if checkpoint is None and p.mini_sam:
+        from benchmark.train.pretrain import ensure_mini_sam
+
+        checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
     if checkpoint is not None:
         from benchmark.model.checkpoints import verify_checkpoint
 
