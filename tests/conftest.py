@@ -19,3 +19,12 @@ def run_cli(monkeypatch, capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def mini_sam():
+    """The smoke preset's miniature pretrained SAM: built once (a minute or two on 2 cores) into the
+    suite's cache, where `run_all.sh` finds it too; every smoke-preset run starts from it."""
+    from benchmark.train.pretrain import ensure_mini_sam
+
+    return ensure_mini_sam(progress=False)

@@ -29,7 +29,8 @@ FAST = ["epochs=1", "max_train_images=4"]
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
+def data_root(tmp_path_factory, mini_sam) -> Path:
+    """Synthetic data; requesting the mini-SAM first keeps its one-time build out of the timed tests."""
     root = tmp_path_factory.mktemp("data")
     for key in ("polyp", "sbu", "trans10k"):
         synth_domain(key, root, n=4, seed=0)

@@ -137,7 +137,7 @@ BACKBONES.register(
             _vit_sam, embed_dim=32, depth=4, num_heads=2, global_attn_indexes=(1, 3), image_size=64,
             patch_size=8, window_size=3, prompt_dim=32, decoder_mlp_dim=64, decoder_heads=2, iou_hidden=32,
         ),
-        None, "tiny random SAM for tests and the smoke preset (not a pretrained model)",
+        None, "tiny SAM for tests and the smoke preset (random init; `pretrain-mini` pretrains it on synthetic scenes)",
     ),
 )
 

@@ -50,7 +50,8 @@ STD_NOTE = "Ours: x100, mean ± sample std (ddof=1) over seeds; a cell from one 
 PAPER_NOTE = "Published (Zhong et al., ICLR 2024, arXiv 2401.17868): x100, mean ± std of 3 runs as printed."
 BOLD_NOTE = "Bold: best method per column (BER: lowest)."
 UNDERLINE_NOTE = "Underlined: a reference model better than every method."
-SMOKE_NOTE = "SMOKE PRESET: pipeline-check numbers (synthetic data, random tiny SAM), not a reproduction."
+SMOKE_NOTE = ("SMOKE PRESET: pipeline-check numbers (synthetic data, a miniature SAM pretrained on synthetic "
+              "scenes), not a reproduction.")
 
 
 @dataclass(frozen=True)
