@@ -3,6 +3,7 @@ and learning at smoke scale (a broken training path fails here)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,9 +56,11 @@ def test_prompts_point_into_their_target_and_negatives_outside() -> None:
                 assert target[y, x] == kind
 
 
-def test_pretraining_is_deterministic_cached_and_loads_strictly(tmp_path) -> None:
+def test_pretraining_is_deterministic_cached_and_loads_strictly(tmp_path, monkeypatch) -> None:
     a = ensure_mini_sam(recipe=TINY, cache=tmp_path / "a", progress=False)
+    monkeypatch.setattr(os, "getpid", lambda: 4242)  # as another process (temporary names hold the pid)
     b = ensure_mini_sam(recipe=TINY, cache=tmp_path / "b", progress=False)
+    monkeypatch.undo()
     assert a.name == b.name and a.read_bytes() == b.read_bytes()
     stamp = a.stat().st_mtime_ns
     assert ensure_mini_sam(recipe=TINY, cache=tmp_path / "a", progress=False) == a

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import math
 import os
@@ -237,8 +238,12 @@ def ensure_mini_sam(backbone: str = "sam_tiny", *, seed: int = 0, recipe: MiniSA
             return path
         t0 = time.perf_counter()
         state = pretrain(recipe, progress=progress)
+        # Through a buffer: torch.save names the zip's root folder after the file it writes, and
+        # the temporary name holds a pid; from a buffer the root is "archive", the bytes are the same.
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
         tmp.replace(path)
         if progress:
             print(f"mini-SAM pretrained in {time.perf_counter() - t0:.0f} s: {path}", file=sys.stderr)
