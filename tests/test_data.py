@@ -398,3 +398,31 @@ def test_cli_unknown_domain_is_a_one_line_error(tmp_path, capsys):
     assert cli.main(["data", "check", "--domain", "nope", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown domain 'nope'") and err.count("\n") == 1
+
+
+def test_decoded_samples_are_reused_and_a_rewritten_file_is_read_again(tmp_path) -> None:
+    synth_domain("polyp", tmp_path, n=2, seed=0)
+    ds = SegmentationDataset("polyp", tmp_path, "train", size=32, train=False)
+    first = ds[0]["image"]
+    first += 1.0  # a caller changing its copy leaves the cached sample as decoded
+    assert torch.equal(ds[0]["image"], SegmentationDataset("polyp", tmp_path, "train", size=32, train=False)[0]["image"])
+    assert not torch.equal(ds[0]["image"], first)
+    before = ds[0]["image"]
+    synth_domain("polyp", tmp_path, n=2, seed=1)  # replaces the files in place: new content, same paths
+    after = SegmentationDataset("polyp", tmp_path, "train", size=32, train=False)[0]["image"]
+    assert not torch.equal(before, after)
+
+
+def test_decoded_cache_drops_the_least_recently_used_beyond_its_budget() -> None:
+    from benchmark.data.datasets import _DecodedCache
+
+    cache, loads = _DecodedCache(budget=2 * 8), []
+
+    def load(key: str):
+        loads.append(key)
+        return torch.zeros(1), torch.zeros(1)  # 8 bytes a pair
+
+    for key in ("a", "b", "a", "c", "a", "b"):
+        cache.get((key,), lambda key=key: load(key))
+    assert loads == ["a", "b", "c", "b"]  # "b" was least recently used when "c" came
+    assert cache.used == 16
