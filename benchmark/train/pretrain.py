@@ -60,7 +60,7 @@ class MiniSAMRecipe:
     backbone: str = "sam_tiny"
     seed: int = 0
     scenes: int = 5000  # painted once (~1 ms each), then seen flipped and rotated
-    steps: int = 1200  # optimiser steps; ~70 ms each for sam_tiny at batch 32 on 2 threads
+    steps: int = 1200  # optimiser steps; ~90 ms each for sam_tiny at batch 32 on one core (112 s in all)
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
