@@ -15,7 +15,7 @@ from benchmark.core.errors import BenchError
 
 _COMMAND_MODULES = (
     "benchmark.listing",
-    "benchmark.model.params",
+    "benchmark.params",
     "benchmark.report.evaluate",
     "benchmark.data.cli",
     "benchmark.model.checkpoints",

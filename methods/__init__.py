@@ -31,10 +31,24 @@ from benchmark.core.registry import Registry
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """A registered method and what it declares about itself (the one home of these facts).
+
+    ``families``: backbone families it is defined for ("sam": segment-anything ViT, "sam2": Hiera).
+    ``pretrained``: starts from the pretrained checkpoint (False: random init, no checkpoint read).
+    ``trains_decoder``: the decoder-only part trains alongside (False: the method replaces it).
+    ``unfreezes``: glob patterns of the model's own parameter names it makes trainable beyond
+    the decoder-only part (BitFit the encoder biases; from scratch everything).
+    ``adds_parameters``: it injects new trainable modules.
+    """
+
     key: str
     config_cls: type
     apply: Callable[[Any, Any], None]
-    families: tuple[str, ...] = ("sam", "sam2")  # backbone families the method is defined for
+    families: tuple[str, ...] = ("sam", "sam2")
+    pretrained: bool = True
+    trains_decoder: bool = True
+    unfreezes: tuple[str, ...] = ()
+    adds_parameters: bool = True
 
     @property
     def doc(self) -> str:
@@ -45,12 +59,12 @@ class MethodSpec:
 METHODS: Registry[MethodSpec] = Registry("method")
 
 
-def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = ("sam", "sam2")) -> Callable:
-    """Decorator registering ``apply(model, cfg)`` under ``key``; rejects duplicate or bad keys.
-
-    ``families``: the backbone families ("sam": segment-anything ViT, "sam2": Hiera) the method is
-    defined for; building it on another is refused before any model is built.
-    """
+def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = ("sam", "sam2"),
+                    pretrained: bool = True, trains_decoder: bool = True, unfreezes: tuple[str, ...] = (),
+                    adds_parameters: bool = True) -> Callable:
+    """Decorator registering ``apply(model, cfg)`` under ``key`` with its declarations
+    (:class:`MethodSpec`); rejects duplicate or bad keys. Building a method on a backbone family it
+    does not declare is refused before any model is built."""
     if not (dataclasses.is_dataclass(config_cls) and config_cls.__dataclass_params__.frozen):
         raise TypeError(f"method {key!r}: config {config_cls.__name__} must be a frozen dataclass")
     unknown = set(families) - {"sam", "sam2"}
@@ -58,7 +72,8 @@ def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = (
         raise TypeError(f"method {key!r}: families must be among 'sam', 'sam2', got {families}")
 
     def wrap(fn: Callable) -> Callable:
-        METHODS.register(key, MethodSpec(key, config_cls, fn, tuple(families)))
+        METHODS.register(key, MethodSpec(key, config_cls, fn, tuple(families), pretrained, trains_decoder,
+                                          tuple(unfreezes), adds_parameters))
         return fn
 
     return wrap

@@ -34,7 +34,7 @@ class SAM2LoRAConfig:
     decoder: bool = True
 
 
-@register_method("sam2lora", SAM2LoRAConfig)
+@register_method("sam2lora", SAM2LoRAConfig, trains_decoder=False)
 def apply_sam2lora(model, cfg: SAM2LoRAConfig) -> None:
     """Freeze the decoder-only part (keeping our tokens), then add LoRA in encoder and decoder."""
     alpha = cfg.alpha_over_rank * cfg.rank

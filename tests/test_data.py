@@ -27,7 +27,7 @@ from benchmark.data.datasets import (
 )
 from benchmark.data.domains import DOMAINS, Domain, register_domain
 from benchmark.data.synth import split_counts, synth_domain
-from benchmark.report.labels import DATASET_LABELS, TRANS10K_CLASSES
+from benchmark.report.layouts import LAYOUTS
 
 N = 4
 
@@ -73,10 +73,12 @@ def test_domain_entry_matches_reference(key):
     archive, tests, val_metric, higher, test_metrics, loss, epochs, lr = EXPECTED[key]
     assert (d.archive, dict(d.tests), d.val_metric, d.val_higher_is_better) == (archive, tests, val_metric, higher)
     assert (d.test_metrics, d.loss, d.epochs, d.lr) == (test_metrics, loss, epochs, lr)
-    assert set(d.tests) <= set(DATASET_LABELS)
+    assert set(d.test_labels) == set(d.tests) and all(d.test_labels.values())
+    assert d.table in LAYOUTS
     assert d.splits == ("train", "val", *tests)
     if key == "trans10k":
-        assert (d.layout, d.task, d.num_classes, d.val) == ("trans10k", "multiclass", len(TRANS10K_CLASSES), "validation")
+        assert (d.layout, d.task, d.num_classes, d.val) == ("trans10k", "multiclass", 12, "validation")
+        assert d.class_names[0] == "bg" and len(d.class_names) == 12
         assert d.archive_url.endswith("unit-tests/tiny_trans10kcls12.zip")
     else:
         assert (d.layout, d.task, d.num_classes, d.train, d.val) == ("csv", "binary", 2, "train.csv", "val.csv")
@@ -101,8 +103,9 @@ def test_a_new_domain_is_one_entry(tmp_path):
     toy = register_domain(Domain(
         key="toy", archive="toy_archive", archive_url="toy_archive.zip", layout="csv",
         train="train.csv", val="val.csv", tests={"toy_a": "test_A.csv", "toy_b": "test_B.csv"},
-        task="binary", num_classes=2, val_metric="iou", val_higher_is_better=True,
+        task="binary", num_classes=2, val_metric="iou",
         test_metrics=("iou",), loss="structure", epochs=1, lr=1e-4, painter="blobs",
+        test_labels={"toy_a": "Toy A", "toy_b": "Toy B"}, table="1",
     ), reg)
     assert reg.keys() == ["toy"] and "toy" not in DOMAINS
     synth_domain(toy, tmp_path, n=3)

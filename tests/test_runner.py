@@ -257,7 +257,7 @@ def test_original_resolution_protocol_scores_at_each_gt_size(data_root, tmp_path
 
 
 def test_stale_temporary_from_a_killed_writer_is_removed(tmp_path) -> None:
-    from benchmark.train.runner import remove_stale_temporaries
+    from benchmark.core.io import remove_stale_temporaries
 
     folder = tmp_path / "sam_tiny" / "sbu" / "lora"
     folder.mkdir(parents=True)

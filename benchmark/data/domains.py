@@ -39,17 +39,24 @@ class Domain:
     tests: Mapping[str, str] = field(hash=False)  # test-set key (record key) -> CSV file or split folder
     task: Task
     num_classes: int  # label values including background: 2 for binary, 12 for Trans10K
-    val_metric: str
-    val_higher_is_better: bool
+    val_metric: str  # its direction is the metric's own (``val_higher_is_better``)
     test_metrics: tuple[str, ...]
     loss: str
     epochs: int
     lr: float
     painter: str  # synthetic stand-in style, a key of ``benchmark.data.synth.PAINTERS``
+    test_labels: Mapping[str, str] = field(hash=False)  # test-set key -> the paper's column-group label
+    table: str  # the registered table layout (``benchmark.report.layouts``) its columns belong to
+    class_names: tuple[str, ...] = ()  # multiclass: name per label value (0 = background)
     description: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tests", MappingProxyType(dict(self.tests)))
+        object.__setattr__(self, "test_labels", MappingProxyType(dict(self.test_labels)))
+        if set(self.test_labels) != set(self.tests):
+            raise ValueError(f"domain {self.key!r}: test_labels must label exactly its test sets {list(self.tests)}")
+        if self.task == "multiclass" and len(self.class_names) != self.num_classes:
+            raise ValueError(f"domain {self.key!r}: class_names must name its {self.num_classes} classes")
         if self.layout not in ("csv", "trans10k"):
             raise ValueError(f"domain {self.key!r}: unknown layout {self.layout!r}")
         if self.task not in ("binary", "multiclass"):
@@ -62,6 +69,13 @@ class Domain:
             raise ValueError(f"domain {self.key!r}: needs at least one test set")
         if {"train", "val"} & set(self.tests):
             raise ValueError(f"domain {self.key!r}: a test set may not be called 'train' or 'val'")
+
+    @property
+    def val_higher_is_better(self) -> bool:
+        """The validation metric's own direction (metrics own theirs)."""
+        from metrics import METRICS
+
+        return METRICS.get(self.val_metric).higher_is_better
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -92,6 +106,11 @@ def get_domain(domain: str | Domain) -> Domain:
     return domain if isinstance(domain, Domain) else DOMAINS.get(domain)
 
 
+# Trans10K-v2 categories, index = class id in the masks_12 label maps (0 = background).
+TRANS10K_CLASSES: tuple[str, ...] = (
+    "bg", "shelf", "jar", "freezer", "window", "door",
+    "eyeglass", "cup", "wall", "bowl", "bottle", "box",
+)
 _SOD = ("sm", "em", "wfm", "mae")  # salient/camouflaged-object metrics (py-sod-metrics definitions)
 
 register_domain(Domain(
@@ -99,43 +118,49 @@ register_domain(Domain(
     # Official split: train on Kvasir + CVC-ClinicDB train parts; the two test sets are reported apart.
     train="train.csv", val="val.csv",
     tests={"kvasir": "test_Kvasir.csv", "cvc_clinicdb": "test_CVC-ClinicDB.csv"},
-    task="binary", num_classes=2, val_metric="sm", val_higher_is_better=True, test_metrics=_SOD,
+    task="binary", num_classes=2, val_metric="sm", test_metrics=_SOD,
     loss="structure", epochs=30, lr=1e-4, painter="polyp",
+    test_labels={"kvasir": "Kvasir", "cvc_clinicdb": "CVC-612"}, table="1",
     description="polyp segmentation in colonoscopy (Kvasir, CVC-ClinicDB)",
 ))
 register_domain(Domain(
     key="isic2017", archive="isic2017", archive_url="isic2017.zip", layout="csv",
     train="train.csv", val="val.csv", tests={"isic2017": "test.csv"},
-    task="binary", num_classes=2, val_metric="iou", val_higher_is_better=True,
+    task="binary", num_classes=2, val_metric="iou",
     test_metrics=("jaccard", "dice"), loss="structure", epochs=30, lr=1e-4, painter="skin_lesion",
+    test_labels={"isic2017": "ISIC 2017"}, table="1",
     description="skin lesion segmentation in dermoscopy (ISIC 2017)",
 ))
 register_domain(Domain(
     key="camo", archive="camo_sem_seg", archive_url="camo_sem_seg.zip", layout="csv",
     train="train.csv", val="val.csv", tests={"camo": "test_CAMO.csv"},
-    task="binary", num_classes=2, val_metric="sm", val_higher_is_better=True, test_metrics=_SOD,
+    task="binary", num_classes=2, val_metric="sm", test_metrics=_SOD,
     loss="structure", epochs=20, lr=1e-4, painter="camouflage",
+    test_labels={"camo": "CAMO"}, table="1",
     description="camouflaged object segmentation (CAMO)",
 ))
 register_domain(Domain(
     key="sbu", archive="SBU-shadow", archive_url="SBU-shadow.zip", layout="csv",
     train="train.csv", val="val.csv", tests={"sbu": "test.csv"},
-    task="binary", num_classes=2, val_metric="ber", val_higher_is_better=False, test_metrics=("ber",),
+    task="binary", num_classes=2, val_metric="ber", test_metrics=("ber",),
     loss="balanced_bce", epochs=10, lr=1e-4, painter="shadow",
+    test_labels={"sbu": "SBU"}, table="1",
     description="shadow detection (SBU)",
 ))
 register_domain(Domain(
     key="leaf", archive="leaf_disease_segmentation", archive_url="leaf_disease_segmentation.zip",
     layout="csv", train="train.csv", val="val.csv", tests={"leaf": "test.csv"},
-    task="binary", num_classes=2, val_metric="iou", val_higher_is_better=True,
+    task="binary", num_classes=2, val_metric="iou",
     test_metrics=("iou", "dice"), loss="structure", epochs=30, lr=3e-4, painter="leaf_disease",
+    test_labels={"leaf": "Leaf"}, table="1",
     description="leaf disease segmentation",
 ))
 register_domain(Domain(
     key="road", archive="road_segmentation", archive_url="road_segmentation.zip", layout="csv",
     train="train.csv", val="val.csv", tests={"road": "test.csv"},
-    task="binary", num_classes=2, val_metric="iou", val_higher_is_better=True,
+    task="binary", num_classes=2, val_metric="iou",
     test_metrics=("iou", "dice"), loss="structure", epochs=20, lr=3e-4, painter="road",
+    test_labels={"road": "Road"}, table="1",
     description="road segmentation in aerial images (Massachusetts roads)",
 ))
 register_domain(Domain(
@@ -144,8 +169,10 @@ register_domain(Domain(
     # we choose 30 epochs at 1e-4, the recipe of the other structure-loss domains trained at 1e-4.
     key="trans10k", archive="tiny_trans10kcls12", archive_url="../unit-tests/tiny_trans10kcls12.zip",
     layout="trans10k", train="train", val="validation", tests={"trans10k": "test"},
-    task="multiclass", num_classes=12, val_metric="miou", val_higher_is_better=True,
+    task="multiclass", num_classes=12, val_metric="miou",
     test_metrics=("acc", "miou", "class_iou"), loss="mask2former", epochs=30, lr=1e-4,
     painter="transparent_objects",
+    test_labels={"trans10k": "Trans10K"}, table="2",
+    class_names=TRANS10K_CLASSES,
     description="transparent object segmentation, 11 classes + background (Trans10K-v2)",
 ))

@@ -24,6 +24,7 @@ from urllib.parse import urljoin
 from tqdm import tqdm
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import replace_folder
 from benchmark.data.datasets import SYNTHETIC_MARKER, resolve_domain_root
 from benchmark.data.domains import Domain, get_domain
 
@@ -131,13 +132,7 @@ def _unpack(zip_path: Path, target: Path) -> None:
                 if not (root / name).resolve().is_relative_to(root):
                     raise BenchError(f"corrupt archive {zip_path}: unsafe member path {name!r}")
             zf.extractall(tmp)
-        if target.exists():  # only a synthetic copy reaches here; move it aside, then swap
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / "x")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_folder(tmp, target)  # only a synthetic copy can be there to replace
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

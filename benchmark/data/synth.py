@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import tempfile
 import zlib
@@ -28,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import replace_folder
 from benchmark.core.registry import Registry
 from benchmark.data.datasets import SYNTHETIC_MARKER
 from benchmark.data.domains import Domain, get_domain
@@ -299,13 +299,7 @@ def synth_domain(domain: str | Domain, out: str | Path, *, n: int = 8, seed: int
     try:
         _write_layout(domain, tmp / domain.archive, n, _domain_rng(domain, seed))
         (tmp / SYNTHETIC_MARKER).write_text(json.dumps({"domain": domain.key, "n": n, "seed": seed}) + "\n")
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{domain.archive}.old-", dir=out))
-            os.replace(target, old / "x")
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -24,19 +24,10 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from benchmark.core.errors import BenchError
-from benchmark.report.labels import TABLE_COLUMNS
-from benchmark.report.tables import (
-    LOWER_IS_BETTER,
-    aggregate,
-    column_labels,
-    decimals,
-    method_label,
-    method_order,
-    paper_aggregate,
-    render_grid,
-    signed,
-    table_of,
-)
+from benchmark.report.aggregate import aggregate, method_order, paper_aggregate
+from benchmark.report.labels import method_label
+from benchmark.report.layouts import LAYOUTS, column_labels, decimals, higher_is_better, table_of
+from benchmark.report.render import render_grid, signed
 
 VERDICTS = ("ok", "improved", "regressed")
 
@@ -96,7 +87,7 @@ def compare_cells(
         sd = theirs_std if theirs_std is not None else ours_std
         diff = float(r.mean_ours) - float(r.mean_theirs)
         z = diff / sd if sd else None
-        lower = r.metric in LOWER_IS_BETTER
+        lower = not higher_is_better(r.metric)  # the metric's own direction
         verdict = judge(
             diff, sd, lower_is_better=lower, tolerance_sd=tolerance_sd, tolerance_abs=tolerance_abs
         )
@@ -119,7 +110,7 @@ def compare_cells(
     order = {k: i for i, k in enumerate(method_order({v.method for v in out}))}
 
     def position(v: CellVerdict) -> tuple:
-        layout = TABLE_COLUMNS[table_of(v.test_set)]
+        layout = LAYOUTS.get(table_of(v.test_set)).columns
         col = (v.test_set, v.metric)
         return (
             table_of(v.test_set),

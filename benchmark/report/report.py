@@ -6,29 +6,19 @@ writes the page atomically (a temp file in the target folder, then a rename).
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import write_text_atomic
+from benchmark.report.aggregate import method_order
 from benchmark.report.compare import compare_records, regression_lines, render_verdicts, summary
+from benchmark.report.labels import method_label
+from benchmark.report.layouts import table_of
 from benchmark.report.records import load_runs, ok_records
-from benchmark.report.tables import (
-    BOLD_NOTE,
-    STD_NOTE,
-    method_label,
-    method_order,
-    paper_params_rows,
-    render_grid,
-    render_params,
-    render_table,
-    runs_params,
-    runs_table,
-    table_of,
-)
+from benchmark.report.render import render_grid, render_params, render_table
+from benchmark.report.tables import BOLD_NOTE, STD_NOTE, paper_params_rows, runs_params, runs_table
 
 SMOKE_BANNER = (
     "> **PIPELINE CHECK, NOT A REPRODUCTION.** {which} come from the `smoke` preset: synthetic data\n"
@@ -134,20 +124,6 @@ def build_report(
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="one Markdown page: params, tables beside the paper, verdicts, costs"
@@ -171,7 +147,7 @@ def _run(args) -> int:
         tolerance_abs=args.tolerance_abs,
     )
     try:
-        write_atomic(args.out, text)
+        write_text_atomic(args.out, text)
     except OSError as exc:
         raise BenchError(f"cannot write {args.out}: {exc}") from None
     print(f"wrote {args.out}", file=sys.stderr)

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import save_torch_atomic
 from benchmark.data.datasets import FOREGROUND_THRESHOLD, SegmentationDataset, load_mask
 from benchmark.data.domains import Domain
 from benchmark.model.backbones import BACKBONES, count_parameters
@@ -36,6 +37,7 @@ from benchmark.model.factory import build_model
 from benchmark.train import dist
 from benchmark.train.amp import autocast
 from benchmark.train.losses import LOSSES, semantic_map
+from methods import METHODS
 from metrics import MetricSuite
 
 
@@ -226,7 +228,7 @@ def train_and_evaluate(
     classes = domain.num_classes if domain.task == "multiclass" else 1
     model, method_cfg = build_model(
         backbone, method, num_classes=classes,
-        checkpoint=None if method == "from_scratch" else checkpoint, overrides=method_overrides,
+        checkpoint=checkpoint if METHODS.get(method).pretrained else None, overrides=method_overrides,
         device=device,  # built where it runs: a ViT-H initialised on the CPU costs seconds per run
     )
     trainable, total = count_parameters(model)
@@ -313,10 +315,7 @@ def train_and_evaluate(
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
         if best_path is not None and cfg.save_best and dist.is_main():
-            best_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = best_path.with_name(best_path.name + ".tmp")
-            torch.save(best_state, tmp)
-            tmp.replace(best_path)
+            save_torch_atomic(best_state, best_path)
 
     t1 = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}

@@ -21,12 +21,12 @@ import traceback
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import remove_stale_temporaries, write_json_atomic
 from benchmark.data.domains import DOMAINS, Domain
 from benchmark.model.backbones import BACKBONES
 from benchmark.train import dist
@@ -96,25 +96,6 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def shard_of(keys: list[RunKey], k: int, n: int) -> list[RunKey]:
     return keys[k - 1 :: n]
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def remove_stale_temporaries(out: Path) -> None:
-    """Delete ``.<name>.<pid>.tmp`` files left by a process killed mid-write (its pid is gone)."""
-    for tmp in out.rglob(".*.tmp") if out.is_dir() else ():
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            tmp.unlink(missing_ok=True)
 
 
 def read_status(path: Path) -> str | None:
@@ -243,7 +224,7 @@ def run_grid(
     per_method, train_sets = split_overrides(sets or [], methods)
     train_cfg = train_config_from(train_sets, p.train)
     check_losses(train_cfg, domains)
-    if p.needs_checkpoint and checkpoint is None and any(m != "from_scratch" for m in methods):
+    if p.needs_checkpoint and checkpoint is None and any(METHODS.get(m).pretrained for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
     if checkpoint is not None:
         from benchmark.model.checkpoints import verify_checkpoint
