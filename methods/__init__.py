@@ -20,12 +20,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.core.errors import BenchError
+from benchmark.core.options import apply_overrides
 from benchmark.core.registry import Registry
 
 
@@ -79,37 +78,11 @@ def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = (
     return wrap
 
 
-def _convert(text: str, typ: Any, name: str) -> Any:
-    origin = typing.get_origin(typ)
-    if typ is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise BenchError(f"option {name}: expected true/false, got {text!r}")
-    if origin is tuple:
-        (inner, *_rest) = typing.get_args(typ)
-        return tuple(_convert(t.strip(), inner, name) for t in text.split(",") if t.strip())
-    try:
-        return typ(text)
-    except (TypeError, ValueError):
-        raise BenchError(f"option {name}: cannot read {text!r} as {getattr(typ, '__name__', typ)}") from None
-
-
 def make_config(key: str, overrides: dict[str, str] | None = None) -> Any:
-    """The method's default config with ``overrides`` (strings, as from ``--set k=v``) applied."""
+    """The method's default config with ``overrides`` (strings, as from ``--set k=v``) parsed,
+    range-checked and applied (:mod:`benchmark.core.options`)."""
     spec = METHODS.get(key)
-    hints = typing.get_type_hints(spec.config_cls)
-    cfg = spec.config_cls()
-    if not overrides:
-        return cfg
-    unknown = [k for k in overrides if k not in hints]
-    if unknown:
-        raise BenchError(
-            f"method {key}: unknown option {unknown[0]!r}; valid: {', '.join(hints) or '(none)'}"
-        )
-    values = {k: _convert(v, hints[k], f"{key}.{k}") for k, v in overrides.items()}
-    return dataclasses.replace(cfg, **values)
+    return apply_overrides(spec.config_cls(), overrides or {}, owner=key)
 
 
 def config_fields(key: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.core.errors import BenchError
+from benchmark.core.options import option
 from methods import register_method
 from methods.layers import LoRALinear
 
@@ -49,12 +50,17 @@ class ConvLoRAConfig:
     is ``--set conv_lora.scales=1,2,4`` and the like.
     """
 
-    rank: int = 3
-    alpha: float = 32.0
-    scales: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
-    top_k: int = 1
-    balance_coef: float = 1e-2
+    rank: int = option(3, min=1)
+    alpha: float = option(32.0, gt=0)
+    scales: tuple[int, ...] = option((1, 2, 3, 4, 5, 6, 7, 8), min=1)
+    top_k: int = option(1, min=1)
+    balance_coef: float = option(1e-2, min=0)
     noisy_gating: bool = True
+
+    def __post_init__(self) -> None:
+        if self.top_k > len(self.scales):
+            raise BenchError(f"option conv_lora.top_k: {self.top_k} is not allowed; expected at most the "
+                             f"number of experts ({len(self.scales)})")
 
 
 def cv_squared(x: torch.Tensor) -> torch.Tensor:

@@ -27,14 +27,15 @@ import torch
 from segment_anything.modeling.image_encoder import Block
 from torch import nn
 
+from benchmark.core.options import option
 from methods import register_method
 
 
 @dataclass(frozen=True)
 class LSTConfig:
-    reduction: int = 13
-    heads: int = 14
-    temperature: float = 0.1
+    reduction: int = option(13, min=1)
+    heads: int = option(14, min=1)
+    temperature: float = option(0.1, gt=0)
 
 
 class SideNetwork(nn.Module):

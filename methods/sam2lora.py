@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.core.options import option
 from methods import register_method
 from methods.layers import LoRALinear
 
@@ -28,9 +29,9 @@ _DECODER_ROLES = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 @dataclass(frozen=True)
 class SAM2LoRAConfig:
-    rank: int = 8
-    alpha_over_rank: float = 2.0  # SAM2LoRA: alpha = 2 x rank
-    encoder_targets: tuple[str, ...] = ("qkv", "proj")
+    rank: int = option(8, min=1)
+    alpha_over_rank: float = option(2.0, gt=0)  # SAM2LoRA: alpha = 2 x rank
+    encoder_targets: tuple[str, ...] = option(("qkv", "proj"), choices=("qkv", "proj", "fc1", "fc2"))
     decoder: bool = True
 
 

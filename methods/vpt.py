@@ -21,12 +21,13 @@ import torch
 from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
 from torch import nn
 
+from benchmark.core.options import option
 from methods import register_method
 
 
 @dataclass(frozen=True)
 class VPTConfig:
-    tokens: int = 12
+    tokens: int = option(12, min=1)
 
 
 class PromptedAttention(nn.Module):

@@ -30,12 +30,13 @@ from tqdm import tqdm
 
 from benchmark.core.errors import BenchError
 from benchmark.core.io import save_torch_atomic
+from benchmark.core.options import apply_overrides, check_config, option
 from benchmark.data.datasets import FOREGROUND_THRESHOLD, SegmentationDataset, load_mask
 from benchmark.data.domains import Domain
 from benchmark.model.backbones import BACKBONES, count_parameters
 from benchmark.model.factory import build_model
 from benchmark.train import dist
-from benchmark.train.amp import autocast
+from benchmark.train.amp import PRECISIONS, autocast
 from benchmark.train.losses import LOSSES, semantic_map
 from methods import METHODS
 from metrics import MetricSuite
@@ -47,25 +48,26 @@ class RunFailed(Exception):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings; ``None`` fields take the domain's value (epochs, lr, loss)."""
+    """Training settings; ``None`` fields take the domain's value (epochs, lr, loss). Every field's
+    allowed values are declared here and checked by :mod:`benchmark.core.options`."""
 
-    epochs: int | None = None
-    lr: float | None = None
-    loss: str | None = None
-    weight_decay: float = 1e-4
-    batch_size: int = 1  # per device
-    effective_batch: int = 4  # reached by gradient accumulation (and DDP ranks)
-    grad_clip: float = 1.0
-    poly_power: float = 1.0  # lr = lr0 * (1 - step / total) ** power, no warm-up
-    patience: int = 10
-    image_size: int | None = None  # default: the backbone's input size
-    precision: str = "auto"  # auto: bf16 (else fp16) autocast on GPU, fp32 on CPU; or fp32|bf16|fp16 anywhere
-    num_workers: int = 0
-    num_threads: int | None = None  # torch intra-op threads; 1 is fastest for the tiny smoke model
+    epochs: int | None = option(None, min=1)
+    lr: float | None = option(None, gt=0)
+    loss: str | None = option(None, choices=tuple(LOSSES.keys()))
+    weight_decay: float = option(1e-4, min=0)
+    batch_size: int = option(1, min=1)  # per device
+    effective_batch: int = option(4, min=1)  # reached by gradient accumulation (and DDP ranks)
+    grad_clip: float = option(1.0, gt=0)
+    poly_power: float = option(1.0, min=0)  # lr = lr0 * (1 - step / total) ** power, no warm-up
+    patience: int = option(10, min=1)
+    image_size: int | None = option(None, min=16)  # default: the backbone's input size
+    precision: str = option("auto", choices=PRECISIONS)  # auto: bf16 (else fp16) on GPU, fp32 on CPU
+    num_workers: int = option(0, min=0)
+    num_threads: int | None = option(None, min=1)  # torch intra-op threads; 1 is fastest for the tiny smoke model
     hflip: bool = True  # the official augmentation; off only to compare runs image for image
-    optimizer: str = "adamw"  # adamw (official); sgd only to check gradient plumbing (DDP test)
-    eval_protocol: str = "official"  # official: at the model's input size; original: at each GT's size
-    max_train_images: int | None = None  # cap per epoch (smoke runs)
+    optimizer: str = option("adamw", choices=("adamw", "sgd"))  # sgd only to check gradient plumbing (DDP test)
+    eval_protocol: str = option("official", choices=("official", "original"))  # original: at each GT's size
+    max_train_images: int | None = option(None, min=1)  # cap per epoch (smoke runs)
     save_best: bool = True
 
     def resolved(self, domain: Domain, backbone: str) -> TrainConfig:
@@ -82,26 +84,8 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 
 def train_config_from(overrides: dict[str, str], base: TrainConfig) -> TrainConfig:
-    """Apply ``--set`` strings to the train settings they name."""
-    values: dict[str, Any] = {}
-    for f in fields(TrainConfig):
-        if f.name in overrides:
-            text = overrides[f.name]
-            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-            try:
-                if "bool" in kind:
-                    if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                        raise ValueError(text)
-                    values[f.name] = text.lower() in ("1", "true", "yes", "on")
-                elif "int" in kind:
-                    values[f.name] = None if text.lower() == "none" else int(text)
-                elif "float" in kind:
-                    values[f.name] = None if text.lower() == "none" else float(text)
-                else:
-                    values[f.name] = text
-            except ValueError:
-                raise BenchError(f"option {f.name}: cannot read {text!r} as {kind}") from None
-    return replace(base, **values)
+    """Apply ``--set`` strings to the train settings they name (parsed and range-checked)."""
+    return apply_overrides(base, overrides)
 
 
 @dataclass
@@ -218,8 +202,7 @@ def train_and_evaluate(
 ) -> RunResult:
     """One run; raises RunFailed (or BenchError for bad input) on failure."""
     cfg = train_cfg.resolved(domain, backbone)
-    if cfg.eval_protocol not in ("official", "original"):
-        raise BenchError(f"unknown eval_protocol {cfg.eval_protocol!r}; valid: official, original")
+    check_config(cfg)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     seed_everything(seed)
@@ -252,10 +235,8 @@ def train_and_evaluate(
     total_steps = max(1, steps_per_epoch * cfg.epochs)
     if cfg.optimizer == "adamw":
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr)
     else:
-        raise BenchError(f"unknown optimizer {cfg.optimizer!r}; valid: adamw, sgd")
+        opt = torch.optim.SGD(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: max(0.0, 1 - s / total_steps) ** cfg.poly_power
     )

@@ -312,6 +312,17 @@ def summary_line(record: dict, domain: Domain) -> str:
     return f"{head} {first}.{metric}={value:.4f}  {record['train_seconds'] + record['eval_seconds']:.1f}s"
 
 
+def seed_value(text: str) -> int:
+    """argparse type of ``--seeds``: a non-negative integer (a seed feeds numpy, which refuses < 0)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected a non-negative integer")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     methods = METHODS.parse_list(args.methods)
     domains = DOMAINS.parse_list(args.domains)
@@ -334,7 +345,7 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("run", help="train and evaluate a grid of methods x domains x seeds")
     p.add_argument("--methods", required=True, help="comma-separated method keys or 'all'")
     p.add_argument("--domains", required=True, help="comma-separated domain keys or 'all'")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--seeds", type=seed_value, nargs="+", default=[0], help="non-negative integers")
     p.add_argument("--preset", choices=tuple(PRESETS), default="smoke")
     p.add_argument("--backbone", default=None, help="default: the preset's (paper: sam_vit_h, smoke: sam_tiny)")
     p.add_argument("--checkpoint", default=None, help="SAM weights, e.g. sam_vit_h_4b8939.pth")
