@@ -7,7 +7,7 @@
 
 # isort: off
 # Importing a module registers its metrics; this order is the listing order of ``METRICS.keys()``.
-from metrics import sod, wfm, overlap, confusion, auc  # noqa: F401
+from metrics import sod, wfm, overlap, rates, boundary, confusion, auc  # noqa: F401
 
 # isort: on
 from metrics.base import Metric, MetricValue, PerImageMean

@@ -20,6 +20,8 @@ from metrics.wfm import gaussian_blur_7x7, matlab_gaussian_1d, weighted_f_measur
 GOLDEN = Path(__file__).parent / "golden"
 BINARY_KEYS = [k for k in METRICS.keys() if METRICS.get(k).task == "binary"]
 ALL_KEYS = ["sm", "em", "wfm", "mae", "iou", "jaccard", "dice", "ber", "acc", "miou", "class_iou", "auc"]
+SAM2LORA_KEYS = ["acc_img", "sens", "spec", "prec", "mcc", "biou", "hd95", "auc_img"]
+ALL_KEYS += SAM2LORA_KEYS
 
 
 def score(key: str, pred, gt, **kwargs):
@@ -59,7 +61,7 @@ def test_every_key_builds_and_reports_itself(key):
 
 def test_lower_is_better_only_for_errors():
     suite = MetricSuite(BINARY_KEYS)
-    assert {k for k, up in suite.higher_is_better.items() if not up} == {"mae", "ber"}
+    assert {k for k, up in suite.higher_is_better.items() if not up} == {"mae", "ber", "hd95"}
 
 
 def test_a_new_metric_is_one_class_and_one_registration(monkeypatch):
