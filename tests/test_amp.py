@@ -21,7 +21,8 @@ from benchmark.data.domains import get_domain
 from benchmark.model.backbones import BACKBONES
 from benchmark.model.factory import build_model, supports
 from benchmark.train.amp import autocast, cuda_cast_policy, resolve_precision
-from benchmark.train.engine import compute_loss, predictions
+from benchmark.train.engine import compute_loss
+from benchmark.train.evaluation import predictions
 from methods import METHODS
 
 CASES = [(m, b) for b in ("sam_tiny", "sam2_tiny") for m in METHODS.keys() if supports(m, b)]

@@ -24,7 +24,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
     from benchmark.model.backbones import BACKBONES, count_parameters
     from benchmark.model.factory import build_model
     from benchmark.train.amp import autocast, resolve_precision
-    from benchmark.train.engine import _peak_memory
+    from benchmark.train.evaluation import peak_memory
     from benchmark.train.losses import structure_loss
 
     dev = torch.device(device)
@@ -56,7 +56,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
             torch.cuda.synchronize(dev)
         if i >= warmup:
             times.append(time.perf_counter() - t)
-    peak, kind = _peak_memory(dev)
+    peak, kind = peak_memory(dev)
     resolved = resolve_precision(dev, precision)
     return {
         "method": method, "backbone": backbone, "image_size": size, "batch": batch, "precision": resolved,

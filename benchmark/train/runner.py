@@ -31,6 +31,13 @@ from benchmark.data.domains import DOMAINS, Domain
 from benchmark.model.backbones import BACKBONES
 from benchmark.train import dist
 from benchmark.train.engine import TRAIN_KEYS, RunFailed, TrainConfig, train_and_evaluate, train_config_from
+from benchmark.train.resume import (
+    PREEMPTED_EXIT,
+    Preempted,
+    StateMismatch,
+    install_signal_handlers,
+    state_path_for,
+)
 from methods import METHODS, make_config
 
 SYNTH_VERSION = "v1"
@@ -264,6 +271,7 @@ def run_grid(
                           data_error=data_errors[key.domain], out=out, progress=progress)
         if dist.is_main():
             write_json_atomic(path, record)
+            state_path_for(path).unlink(missing_ok=True)  # the record is the run's final word
             tqdm.write(summary_line(record, DOMAINS.get(key.domain)), file=sys.stderr)
         done.append(record)
     dist.barrier()
@@ -282,8 +290,10 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
             method=key.method, backbone=key.backbone, domain=domain, seed=key.seed, data_root=data_root,
             checkpoint=checkpoint, method_overrides=method_overrides, train_cfg=train_cfg, device=device,
             best_path=out / "checkpoints" / key.backbone / key.domain / key.method / f"seed{key.seed}.pt",
-            progress=progress,
+            state_path=state_path_for(key.path(out)), progress=progress,
         )
+    except (Preempted, StateMismatch):
+        raise  # not a failed run: the state is written (or kept), the command resumes it
     except (RunFailed, BenchError) as exc:
         return _record(key, preset=preset, status="failed", error=str(exc), extra={"config": base})
     except torch.OutOfMemoryError as exc:
@@ -298,6 +308,7 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
         "trainable_params": res.trainable_params, "total_params": res.total_params,
         "train_seconds": round(res.train_seconds, 3), "eval_seconds": round(res.eval_seconds, 3),
         "peak_memory_mb": round(res.peak_memory_mb, 1), "peak_memory_kind": res.peak_memory_kind,
+        "resumed_from": res.resumed_from,
         "config": {**base, **res.config},
     })
 
@@ -327,18 +338,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     methods = METHODS.parse_list(args.methods)
     domains = DOMAINS.parse_list(args.domains)
     out = Path(args.out)
-    records = run_grid(
-        methods=methods, domains=domains, seeds=args.seeds, out=out, preset=args.preset,
-        backbone=args.backbone, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-        data_root=Path(args.data_root) if args.data_root else None, sets=args.set, shard=args.shard,
-        force=args.force, device=args.device, progress=not args.no_progress,
-    )
+    install_signal_handlers()
+    try:
+        records = _grid_from_args(args, methods, domains, out)
+    except Preempted as exc:
+        if dist.is_main():
+            print(f"preempted: {exc}; the state is saved, rerun the same command to resume "
+                  f"(exit {PREEMPTED_EXIT})", file=sys.stderr)
+        return PREEMPTED_EXIT
     failed = [r for r in records if r["status"] != "ok"]
     if dist.is_main():
         print(f"{len(records) - len(failed)} run(s) ok, {len(failed)} failed, records in {out}", file=sys.stderr)
         for r in failed:
             print(f"failed: {r['method']}/{r['domain']}/seed{r['seed']}: {r['error']}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _grid_from_args(args: argparse.Namespace, methods: list[str], domains: list[str], out: Path) -> list[dict]:
+    return run_grid(
+        methods=methods, domains=domains, seeds=args.seeds, out=out, preset=args.preset,
+        backbone=args.backbone, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        data_root=Path(args.data_root) if args.data_root else None, sets=args.set, shard=args.shard,
+        force=args.force, device=args.device, progress=not args.no_progress,
+    )
 
 
 def add_commands(subparsers) -> None:
