@@ -95,8 +95,16 @@ def resolve_domain_root(domain: str | Domain, data_root: str | Path) -> Path:
 
 
 def is_synthetic(domain: str | Domain, data_root: str | Path) -> bool:
-    """Whether the copy under ``data_root`` was written by ``data synth``."""
-    return (Path(data_root) / get_domain(domain).archive / SYNTHETIC_MARKER).exists()
+    """Whether the copy under ``data_root`` was written by ``data synth``.
+
+    The marker sits in ``<archive>/``, the parent of the layout; looking beside the folder that
+    :func:`resolve_domain_root` would pick also catches a synthetic copy handed by a deeper path.
+    """
+    domain, data_root = get_domain(domain), Path(data_root)
+    if (data_root / domain.archive / SYNTHETIC_MARKER).exists():
+        return True
+    found = next((c for c in _root_candidates(domain, data_root) if (c / _marker(domain)).exists()), None)
+    return found is not None and (found.parent / SYNTHETIC_MARKER).exists()
 
 
 # ----------------------------------------------------------------------------------------- listing

@@ -17,6 +17,7 @@ Conventions (also printed under every Markdown/LaTeX table):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -28,6 +29,7 @@ from benchmark.report.cells import Cell, ParamsRow, Row, Table
 from benchmark.report.labels import METHOD_LABELS, REFERENCE_LABELS, method_label
 from benchmark.report.layouts import LAYOUTS, Column, decimals, higher_is_better, table_of
 from benchmark.report.paper import load_paper
+from benchmark.report.provenance import provenance_notes
 from benchmark.report.render import (
     FORMATS,
     render_params,
@@ -47,6 +49,14 @@ SMOKE_NOTE = "SMOKE PRESET: pipeline-check numbers (synthetic data, random tiny 
 # ---- building tables ------------------------------------------------------------------------------
 
 
+def table_records(number: str, records: Sequence[dict]) -> list[dict]:
+    """The ok records with a value in table ``number``: the ones its cells and notes speak for."""
+    return [
+        r for r in records
+        if r.get("status") == "ok" and any(table_of(ts) == number for ts in r.get("metrics", {}))
+    ]
+
+
 def runs_table(
     number: str,
     records: Sequence[dict],
@@ -63,6 +73,7 @@ def runs_table(
     cols = tuple(columns or layout.columns)
     shown = layout.methods if methods is None else methods
     ok = [r for r in records if r.get("status") == "ok"]
+    used = table_records(number, ok)
     agg = aggregate(ok)
     agg = (
         agg[[(ts, m) in cols for ts, m in zip(agg["test_set"], agg["metric"], strict=True)]]
@@ -80,12 +91,10 @@ def runs_table(
             cells[(a.test_set, a.metric)] = Cell(
                 float(mean_text), mean_text, std_text, int(a.n), float(a.mean)
             )
-        mine = [
-            r for r in ok if r["method"] == key and any(table_of(ts) == number for ts in r.get("metrics", {}))
-        ]
+        mine = [r for r in used if r["method"] == key]
         p, ratio = params_of(mine)
         rows.append(Row(key, method_label(key), f"{p} / {ratio}%" if p else "", cells))
-    notes = [STD_NOTE, BOLD_NOTE]
+    notes = [*provenance_notes(used), STD_NOTE, BOLD_NOTE]
     if any(r.get("preset") == "smoke" for r in records):
         notes.insert(0, SMOKE_NOTE)
     return mark_best(Table(number, cols, tuple(rows), tuple(notes)))
@@ -229,4 +238,7 @@ def _run(args) -> int:
         table_text(table=args.table, source=source, fmt=args.format, records=records, side=args.side_by_side),
         end="",
     )
+    if args.format in ("csv", "json") and source == "runs" and args.table != "params":
+        for note in provenance_notes(table_records(args.table, records)):  # these formats carry no notes
+            print(f"note: {note}", file=sys.stderr)
     return 0

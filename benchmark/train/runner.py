@@ -31,6 +31,7 @@ from benchmark.data.domains import DOMAINS, Domain
 from benchmark.model.backbones import BACKBONES
 from benchmark.train import dist
 from benchmark.train.engine import TRAIN_KEYS, RunFailed, TrainConfig, train_and_evaluate, train_config_from
+from benchmark.train.provenance import GridProvenance
 from benchmark.train.resume import (
     PREEMPTED_EXIT,
     Preempted,
@@ -196,10 +197,11 @@ def check_losses(train_cfg: TrainConfig, domains: list[str]) -> None:
                          f"{'is' if len(clash) == 1 else 'are'} not (leave them out of --domains)")
 
 
-def _record(key: RunKey, *, preset: str, status: str, error: str | None, extra: dict) -> dict:
+def _record(key: RunKey, *, preset: str, status: str, error: str | None, provenance: dict, extra: dict) -> dict:
     return {
         "method": key.method, "backbone": key.backbone, "domain": key.domain, "seed": key.seed,
         "status": status, "error": error, "preset": preset,
+        **provenance,  # data, checkpoint, method_pretrained (benchmark/train/provenance.py)
         **extra,
         "versions": versions(), "git_commit": git_commit(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -249,6 +251,7 @@ def run_grid(
     for d in domains:
         resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute
     dev = dist.init_from_env(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    provenance = GridProvenance(data_root, checkpoint, progress=progress and dist.is_main())
     k, n = parse_shard(shard)
     todo = shard_of(grid(methods, domains, seeds, backbone), k, n)
     remove_stale_temporaries(out)
@@ -268,7 +271,8 @@ def run_grid(
                 data_errors[key.domain] = str(exc)
         record = _run_one(key, preset=preset, data_root=data_root, checkpoint=checkpoint,
                           method_overrides=per_method[key.method], train_cfg=train_cfg, device=dev,
-                          data_error=data_errors[key.domain], out=out, progress=progress)
+                          data_error=data_errors[key.domain], out=out, progress=progress,
+                          provenance=provenance)
         if dist.is_main():
             write_json_atomic(path, record)
             state_path_for(path).unlink(missing_ok=True)  # the record is the run's final word
@@ -279,12 +283,15 @@ def run_grid(
 
 
 def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | None, method_overrides: dict,
-             train_cfg: TrainConfig, device: torch.device, data_error: str | None, out: Path, progress: bool) -> dict:
+             train_cfg: TrainConfig, device: torch.device, data_error: str | None, out: Path, progress: bool,
+             provenance: GridProvenance) -> dict:
     domain: Domain = DOMAINS.get(key.domain)
+    prov = provenance.of(key.method, key.domain)  # failed records carry it too: a failure's inputs matter
     base = {"data_root": str(data_root), "checkpoint": str(checkpoint) if checkpoint else None,
             "device": str(device), "world_size": dist.world_size()}
     if data_error is not None:
-        return _record(key, preset=preset, status="failed", error=data_error, extra={"config": base})
+        return _record(key, preset=preset, status="failed", provenance=prov, error=data_error,
+                       extra={"config": base})
     try:
         res = train_and_evaluate(
             method=key.method, backbone=key.backbone, domain=domain, seed=key.seed, data_root=data_root,
@@ -295,15 +302,18 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
     except (Preempted, StateMismatch):
         raise  # not a failed run: the state is written (or kept), the command resumes it
     except (RunFailed, BenchError) as exc:
-        return _record(key, preset=preset, status="failed", error=str(exc), extra={"config": base})
+        return _record(key, preset=preset, status="failed", provenance=prov, error=str(exc),
+                       extra={"config": base})
     except torch.OutOfMemoryError as exc:
-        return _record(key, preset=preset, status="failed", error=f"out of memory: {str(exc).splitlines()[0]}",
+        return _record(key, preset=preset, status="failed", provenance=prov,
+                       error=f"out of memory: {str(exc).splitlines()[0]}",
                        extra={"config": base})
     except Exception as exc:  # any other failure is this run's, recorded; the grid goes on
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
-        return _record(key, preset=preset, status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+        return _record(key, preset=preset, status="failed", provenance=prov,
+                       error=f"{type(exc).__name__}: {exc}".splitlines()[0],
                        extra={"config": base, "traceback_tail": tb})
-    return _record(key, preset=preset, status="ok", error=None, extra={
+    return _record(key, preset=preset, status="ok", error=None, provenance=prov, extra={
         "metrics": res.metrics, "val_history": res.val_history, "best_epoch": res.best_epoch,
         "trainable_params": res.trainable_params, "total_params": res.total_params,
         "train_seconds": round(res.train_seconds, 3), "eval_seconds": round(res.eval_seconds, 3),
