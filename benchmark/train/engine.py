@@ -31,7 +31,7 @@ from tqdm import tqdm
 from benchmark.core.errors import BenchError
 from benchmark.core.io import save_torch_atomic
 from benchmark.core.options import apply_overrides, check_config, option
-from benchmark.data.datasets import FOREGROUND_THRESHOLD, SegmentationDataset, load_mask
+from benchmark.data.datasets import FOREGROUND_THRESHOLD, SegmentationDataset, read_mask
 from benchmark.data.domains import Domain
 from benchmark.model.backbones import BACKBONES, count_parameters
 from benchmark.model.factory import build_model
@@ -130,7 +130,7 @@ def targets(batch: dict, domain: Domain) -> list[np.ndarray]:
 
 def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
     """One image's prediction with its logits resized (bilinear) to the original GT, and that GT."""
-    gt = load_mask(sample.mask, domain)
+    gt = read_mask(sample, domain)
     size = gt.shape
     logits = F.interpolate(out.logits[index : index + 1].float(), size=size, mode="bilinear", align_corners=False)
     if domain.task == "multiclass":
