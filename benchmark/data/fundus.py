@@ -115,15 +115,14 @@ class FundusDataset:
         return self.folder.split("/")[0]
 
     def mask_templates(self, split: str, variant: str | None = None) -> tuple[str, ...]:
-        """The ground-truth files of a sample of the dataset's ``split`` ("train" or "test")."""
-        if split == "test" and self.test_variants:
-            name = variant or next(iter(self.test_variants))
-            if name not in self.test_variants:
-                raise ValueError(f"{self.key}: no test ground truth {name!r}; valid: {', '.join(self.test_variants)}")
-            return self.test_variants[name]
-        if variant is not None:
-            raise ValueError(f"{self.key}: has no test ground-truth variants")
-        return self.masks
+        """The ground-truth files of a sample of the dataset's ``split`` ("train" or "test"); a
+        ``variant`` picks one of the test split's ``test_variants`` (the train split has one)."""
+        if split != "test" or (variant is None and not self.test_variants):
+            return self.masks
+        name = variant or next(iter(self.test_variants))
+        if name not in self.test_variants:
+            raise ValueError(f"{self.key}: no test ground truth {name!r}; valid: {', '.join(self.test_variants) or '-'}")
+        return self.test_variants[name]
 
 
 _VESSEL = "threshold"

@@ -16,6 +16,7 @@ only a synthetic copy is ever replaced.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 import tempfile
@@ -474,7 +475,11 @@ def _write_annotations(entry, files: list[Path], extra: list[Path], bits: np.nda
         from scipy.io import savemat
 
         label = np.where(cup, 2, np.where(disc, 1, 0)).astype(np.uint8)
-        savemat(files[0], {"mask": np.pad(label, ((0, 0), (_ORIGA_PAD, _ORIGA_PAD)))})
+        buf = io.BytesIO()
+        savemat(buf, {"mask": np.pad(label, ((0, 0), (_ORIGA_PAD, _ORIGA_PAD)))})
+        data = bytearray(buf.getvalue())
+        data[:116] = b"MATLAB 5.0 MAT-file, sam-peft-bench data synth".ljust(116)  # no timestamp: reproducible
+        files[0].write_bytes(bytes(data))
     elif entry.encoding == "contour":  # expert 2 draws 6% wider; cup contours are the required extras
         for k, f in enumerate(files):
             np.savetxt(f, np.asarray(_outline(disc, scale=1.0 + 0.06 * k)), fmt="%.2f")
