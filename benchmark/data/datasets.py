@@ -1,4 +1,5 @@
-"""Readers for the unpacked official archives: locate a domain, list a split, load and check samples.
+"""Readers for the unpacked official archives and the fundus datasets' own layouts (``fundus``):
+locate a domain, list a split, load and check samples.
 
 Preprocessing follows the official pipeline (REFERENCE.md "Backbone and head"): the RGB image is
 resized to a ``size`` x ``size`` square (PIL bilinear, no aspect-preserving padding; PIL filters when

@@ -53,8 +53,11 @@ Deviations from their loaders (each also said where it lives):
 - DRIVE's test ground truth is the first grader by default (the standard protocol); their union
   of both graders (drive.py:50-59, 72-77) is the variant ``union`` (``Domain.test_gt``).
 - A validation split is ours (their code has none: the kept checkpoint has the lowest training
-  loss, train.py:235-242): :data:`VAL_FRACTION` of each dataset's train split, see
-  :func:`dataset_split`.
+  loss, train.py:235-242): :data:`VAL_FRACTION` of each dataset's train split (:func:`carve_val`).
+- Images go through the suite's common preprocessing (``datasets.SegmentationDataset``: PIL
+  bilinear to the square); theirs resize with OpenCV, nearest neighbour for most datasets
+  (e.g. chasedb.py:68, stare.py:70, refuge2.py:91) and bilinear for DRIVE and FIVES
+  (drive.py:82, fives.py:63). Ground truths are resized with nearest neighbour in both.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Synthetic stand-ins for the seven domains, in exactly the layout the official archives unpack to.
+"""Synthetic stand-ins for every domain, in exactly the layout its data has on disk.
 
 For each domain ``synth_domain`` writes ``<out>/<archive>/<archive>/`` with the same CSV names and
 ``image,label`` columns (or the Trans10K ``<split>/images`` + ``masks_12`` folders), JPEG images and
@@ -11,6 +11,14 @@ Deterministic for a seed (numpy ``Generator`` seeded by the seed and the domain 
 written into a hidden temporary folder and renamed into place, so an interrupted run leaves no
 half folder that looks complete; a ``.synthetic`` marker beside the layout says it is synthetic, and
 only a synthetic copy is ever replaced.
+
+Fundus domains: each dataset is written into ``<out>/Fundus/<folder>`` in its own public layout
+and formats (tif, gif, ppm, jpg, png, bmp, ``.mat``, labelme json, contour txt, soft maps), from
+the facts of ``benchmark.data.fundus.FUNDUS_DATASETS``, one atomic folder and marker per dataset,
+so the two fundus domains share ``Fundus/`` as the real datasets do. :func:`fundus_files` images per
+dataset (official splits: a third of them, at least one, in the test folder); the painter draws
+the optic disc, cup and vessels at once, the second grader or expert differs slightly so that
+unions matter.
 """
 
 from __future__ import annotations
