@@ -33,6 +33,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from benchmark.core.errors import BenchError
+from benchmark.data import fundus
 from benchmark.data.domains import Domain, get_domain
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -102,8 +103,6 @@ def resolve_domain_root(domain: str | Domain, data_root: str | Path) -> Path:
 
 
 def _fundus_root(domain: Domain, data_root: Path) -> Path:
-    from benchmark.data import fundus
-
     root = fundus.fundus_root(data_root)
     if root is None or not any((root / fundus.FUNDUS_DATASETS[d].folder).is_dir() for d in domain.tests.values()):
         folders = ", ".join(fundus.FUNDUS_DATASETS[d].folder for d in domain.tests.values())
@@ -119,8 +118,6 @@ def is_synthetic(domain: str | Domain, data_root: str | Path) -> bool:
     """Whether the copy under ``data_root`` was written by ``data synth`` (fundus: every dataset)."""
     domain = get_domain(domain)
     if domain.layout == "fundus":
-        from benchmark.data import fundus
-
         root = fundus.fundus_root(Path(data_root)) or Path(data_root) / fundus.FUNDUS_FOLDER
         return all((root / fundus.FUNDUS_DATASETS[d].top / SYNTHETIC_MARKER).exists() for d in domain.tests.values())
     return (Path(data_root) / domain.archive / SYNTHETIC_MARKER).exists()
@@ -144,8 +141,6 @@ def _scan_fundus(domain: Domain, root: Path, split: str) -> tuple[list[Sample], 
     """A fundus split: a test set is one dataset's test part; ``train`` and ``val`` pool every
     dataset's train part, each split by ``fundus.carve_val`` (a dataset that is missing is one
     problem naming its folder and source)."""
-    from benchmark.data import fundus
-
     domain.split_source(split)  # an unknown split fails here, naming the valid ones
     pooled = split in ("train", "val")
     test_sets = list(domain.tests) if pooled else [split]
@@ -242,9 +237,7 @@ def read_mask(sample: Sample, domain: Domain, hw: tuple[int, int] | None = None)
     """A sample's ground truth as :func:`mask_array` gives it: binary 0/255 (a fundus dataset's
     encoding decoded; ``hw`` its image's size if known), multiclass class ids."""
     if sample.dataset:
-        from benchmark.data.fundus import decode_mask
-
-        return np.where(decode_mask(sample.dataset, sample.image, sample.masks, hw), 255, 0).astype(np.uint8)
+        return np.where(fundus.decode_mask(sample.dataset, sample.image, sample.masks, hw), 255, 0).astype(np.uint8)
     return load_mask(sample.mask, domain)
 
 
@@ -334,14 +327,12 @@ def _decode(path: Path, *, reduced: bool) -> tuple[Image.Image | None, tuple[int
 
 def _check_decoded(sample: Sample) -> tuple[_FileInfo | None, list[Problem]]:
     """A fundus sample: the image decodes, its ground truth decodes by its encoding to the image's size."""
-    from benchmark.data.fundus import decode_mask
-
     img, img_hw, err = _decode(sample.image, reduced=True)
     if img is None:
         return None, [Problem(sample.image, f"image {err}")]
     img.close()
     try:
-        m = decode_mask(sample.dataset, sample.image, sample.masks, img_hw)
+        m = fundus.decode_mask(sample.dataset, sample.image, sample.masks, img_hw)
     except Exception as exc:  # MaskError, PIL's OSError/SyntaxError/ValueError, scipy's errors...
         return None, [Problem(sample.mask, f"ground truth unreadable ({type(exc).__name__}: {exc})")]
     if m.shape != img_hw:

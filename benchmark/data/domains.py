@@ -26,6 +26,7 @@ from typing import Literal
 
 from benchmark.core.errors import BenchError
 from benchmark.core.registry import Registry
+from benchmark.data.fundus import FUNDUS_DATASETS
 
 Layout = Literal["csv", "trans10k", "fundus"]
 Task = Literal["binary", "multiclass"]
@@ -84,8 +85,6 @@ class Domain:
             raise ValueError(f"domain {self.key!r}: a test set may not be called 'train' or 'val'")
 
     def _check_fundus(self) -> None:
-        from benchmark.data.fundus import FUNDUS_DATASETS
-
         for test_set, dataset in self.tests.items():
             if dataset not in FUNDUS_DATASETS:
                 raise ValueError(f"domain {self.key!r}: {dataset!r} is not a fundus dataset; "

@@ -38,6 +38,7 @@ from PIL import Image, ImageDraw
 from benchmark.core.errors import BenchError
 from benchmark.core.io import replace_folder
 from benchmark.core.registry import Registry
+from benchmark.data import fundus
 from benchmark.data.datasets import SYNTHETIC_MARKER
 from benchmark.data.domains import Domain, get_domain
 
@@ -400,7 +401,7 @@ def fundus_files(n: int) -> int:
     return max(4, n // 2 + 2)
 
 
-def _fundus_parts(entry, n: int) -> dict[str, int]:
+def _fundus_parts(entry: fundus.FundusDataset, n: int) -> dict[str, int]:
     """Images written per split folder of one dataset ("" = its one folder of a ratio split)."""
     m = fundus_files(n)
     if entry.test_size is not None:
@@ -409,8 +410,6 @@ def _fundus_parts(entry, n: int) -> dict[str, int]:
 
 
 def _fundus_split_counts(domain: Domain, n: int) -> dict[str, int]:
-    from benchmark.data import fundus
-
     counts = dict.fromkeys(domain.splits, 0)
     for test_set, key in domain.tests.items():
         entry = fundus.FUNDUS_DATASETS[key]
@@ -457,7 +456,7 @@ def _save_grey(arr: np.ndarray, path: Path, *, rgb: bool = False) -> None:
     (im.convert("RGB") if rgb else im).save(path)
 
 
-def _write_annotations(entry, files: list[Path], extra: list[Path], bits: np.ndarray) -> None:
+def _write_annotations(entry: fundus.FundusDataset, files: list[Path], extra: list[Path], bits: np.ndarray) -> None:
     """The ground-truth files of one image, each in its dataset's encoding (fundus module doc)."""
     vessel, disc, cup = (bits & FUNDUS_VESSEL) > 0, (bits & FUNDUS_DISC) > 0, (bits & FUNDUS_CUP) > 0
     for f in (*files, *extra):
@@ -505,7 +504,7 @@ def _pick(droot: Path, template: str, fields: dict[str, str], i: int) -> Path:
     return droot / alts[i % len(alts)].format(**fields)
 
 
-def _write_fundus_dataset(entry, droot: Path, n: int, rng: np.random.Generator) -> None:
+def _write_fundus_dataset(entry: fundus.FundusDataset, droot: Path, n: int, rng: np.random.Generator) -> None:
     for split, count in _fundus_parts(entry, n).items():
         folder = entry.split_dirs.get(split, "")
         templates = entry.masks
@@ -532,8 +531,6 @@ def _write_fundus_dataset(entry, droot: Path, n: int, rng: np.random.Generator) 
 
 def _synth_fundus(domain: Domain, out: Path, n: int, seed: int) -> Path:
     """Each dataset of a fundus domain into ``<out>/Fundus/<folder>``, one atomic folder each."""
-    from benchmark.data import fundus
-
     base = out / fundus.FUNDUS_FOLDER
     base.mkdir(parents=True, exist_ok=True)
     entries = [fundus.FUNDUS_DATASETS[k] for k in domain.tests.values()]
