@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce every table of the Conv-LoRA paper, end to end.
 #
-#   ./run_all.sh                 set up .venv (first time) and run the SMOKE reproduction: all ten
-#                                methods x all seven domains x 3 seeds on synthetic data with a tiny
+#   ./run_all.sh                 set up .venv (first time) and run the SMOKE reproduction: every
+#                                method x all nine domains x 3 seeds on synthetic data with a tiny
 #                                random SAM (a pipeline check, not the paper's numbers), then the
 #                                exact #Params column at ViT-H and Tables 1 and 2.
 #   ./run_all.sh --data-root DATA --checkpoint sam_vit_h_4b8939.pth
@@ -72,7 +72,7 @@ else
     GRID_ARGS=(--preset smoke)
 fi
 
-# The smoke grid is 210 tiny CPU runs: JOBS shards run side by side (one thread each), writing
+# The smoke grid is 297 tiny CPU runs: JOBS shards run side by side (one thread each), writing
 # into one folder; `run --shard K/N` gives each a disjoint share. The paper preset runs one job
 # (use `torchrun` or a SLURM array for more, see the README).
 if [ "$PRESET" = smoke ]; then JOBS=${JOBS:-$(nproc 2>/dev/null || echo 1)}; else JOBS=${JOBS:-1}; fi

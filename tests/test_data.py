@@ -63,8 +63,9 @@ EXPECTED = {  # key: (archive, test sets, val metric, higher better, test metric
 }
 
 
-def test_registry_holds_exactly_the_seven_domains():
-    assert DOMAINS.keys() == list(EXPECTED)
+def test_registry_holds_exactly_the_nine_domains():
+    """Conv-LoRA's seven, then SAM2LoRA's two fundus tasks (their entries: tests/test_fundus.py)."""
+    assert DOMAINS.keys() == [*EXPECTED, "fundus_vessel", "fundus_od"]
 
 
 @pytest.mark.parametrize("key", list(EXPECTED))
@@ -394,7 +395,9 @@ def test_cli_check_reports_every_problem_and_fails(tmp_path, capsys):
     captured = capsys.readouterr()
     assert all(str(p) in captured.out for p in bad) and "Traceback" not in captured.err
     assert cli.main(["data", "check", "--domain", "all", "--root", str(tmp_path / "empty")]) == 1
-    assert capsys.readouterr().out.count("not found") == len(DOMAINS)
+    out = capsys.readouterr().out
+    assert out.count("not found") == len(EXPECTED)  # one per archive domain
+    assert out.count(" missing (expected ") == 11  # one per fundus dataset, naming where it is obtained
 
 
 def test_cli_unknown_domain_is_a_one_line_error(tmp_path, capsys):

@@ -137,7 +137,7 @@ def test_shards_cover_the_grid_exactly_once() -> None:
         parts = [shard_of(keys, k, n) for k in range(1, n + 1)]
         flat = [k for p in parts for k in p]
         assert sorted(flat, key=repr) == sorted(keys, key=repr)
-        assert len(flat) == len(set(flat)) == len(METHODS) * 7 * 3
+        assert len(flat) == len(set(flat)) == len(METHODS) * len(DOMAINS) * 3
 
 
 def test_two_shards_write_the_whole_grid(data_root, tmp_path) -> None:

@@ -5,6 +5,8 @@ partial file with an HTTP ``Range`` request, shows a tqdm bar on stderr and rena
 file into place, so ``dest`` only ever exists complete. ``download_domain`` adds the archive steps:
 skip when a copy is already unpacked, ``zipfile.testzip`` before unpacking, unpack into a temporary
 folder and rename it to ``<root>/<archive>``. A synthetic stand-in there (``data synth``) is replaced.
+A domain without a single public archive (``archive_url`` None: the fundus datasets) is not
+downloadable: :func:`no_archive_message` says so, and where its datasets are obtained.
 """
 
 from __future__ import annotations
@@ -106,8 +108,17 @@ def _kept(part: Path) -> str:
     return ""
 
 
+def no_archive_message(domain: Domain, root: Path) -> str:
+    """One line: this domain has no archive to download, and how to find what to fetch by hand."""
+    return (f"{domain.key}: no single public archive to download; place each of its datasets under "
+            f"{root / domain.archive} (README, 'Retinal fundus datasets'); `sam-peft-bench data check "
+            f"--domain {domain.key} --root {root}` names each missing one and where it is obtained")
+
+
 def archive_url(domain: str | Domain, base_url: str = DEFAULT_BASE_URL) -> str:
     domain = get_domain(domain)
+    if domain.archive_url is None:
+        raise BenchError(f"{domain.key}: no single public archive to download")
     return urljoin(base_url if base_url.endswith("/") else base_url + "/", domain.archive_url)
 
 
@@ -147,6 +158,8 @@ def download_domain(domain: str | Domain, root: str | Path, *, base_url: str = D
     """
     domain = get_domain(domain)
     root = Path(root)
+    if domain.archive_url is None:
+        raise BenchError(no_archive_message(domain, root))
     target = root / domain.archive
     synthetic = (target / SYNTHETIC_MARKER).exists()
     if target.exists() and not synthetic:

@@ -108,3 +108,11 @@ register_layout(TableLayout(
     + tuple(("trans10k", c) for c in DOMAINS.get("trans10k").class_names),
     methods=("decoder_only", "vpt", "lora", "conv_lora"), references=("translab", "trans2seg"), decimals=(2, 2),
 ))
+# Minimal: SAM2LoRA's per-dataset Dice, AUC and HD95 (its results notebook, cell 32); the prompt
+# modes become rows or column groups when prompted evaluation exists.
+register_layout(TableLayout(
+    key="sam2lora", title="SAM2LoRA: retinal fundus, per dataset (Mandal et al., arXiv 2510.10288)",
+    columns=tuple((ts, metric) for key in ("fundus_vessel", "fundus_od") for ts in DOMAINS.get(key).tests
+                  for metric in ("dice", "auc_img", "hd95")),
+    methods=("sam2lora",),
+))

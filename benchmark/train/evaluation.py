@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from benchmark.data.datasets import FOREGROUND_THRESHOLD, load_mask
+from benchmark.data.datasets import FOREGROUND_THRESHOLD, read_mask
 from benchmark.data.domains import Domain
 from benchmark.train import dist
 from benchmark.train.amp import autocast
@@ -35,7 +35,7 @@ def targets(batch: dict, domain: Domain) -> list[np.ndarray]:
 
 def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
     """One image's prediction with its logits resized (bilinear) to the original GT, and that GT."""
-    gt = load_mask(sample.mask, domain)
+    gt = read_mask(sample, domain)
     size = gt.shape
     logits = F.interpolate(out.logits[index : index + 1].float(), size=size, mode="bilinear", align_corners=False)
     if domain.task == "multiclass":
