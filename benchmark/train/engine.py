@@ -65,6 +65,7 @@ class TrainConfig:
     eval_protocol: str = "official"  # official: at the model's input size; original: at each GT's size
     max_train_images: int | None = None  # cap per epoch (smoke runs)
     save_best: bool = True
+    attention: str = "auto"  # SAM encoder attention: auto (sdpa on CUDA, sam on CPU) | sam | sdpa (benchmark.model.attention)
 
     def resolved(self, domain: Domain, backbone: str) -> TrainConfig:
         return replace(
@@ -228,6 +229,7 @@ def train_and_evaluate(
         backbone, method, num_classes=classes,
         checkpoint=None if method == "from_scratch" else checkpoint, overrides=method_overrides,
         device=device,  # built where it runs: a ViT-H initialised on the CPU costs seconds per run
+        attention=cfg.attention,
     )
     trainable, total = count_parameters(model)
     params = [p for p in model.parameters() if p.requires_grad]
