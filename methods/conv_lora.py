@@ -141,6 +141,19 @@ class ConvExpert(nn.Module):
         return bicubic_resample(y, self.scale, up=False)
 
 
+def official_expert(expert: ConvExpert, z: torch.Tensor) -> torch.Tensor:
+    """``expert``'s computation as the reference code writes it, with ``F.interpolate``.
+
+    (N, r, H, W) -> same. Not used in training: the equality tests and ``bench layers`` (the
+    "before" side) compare :class:`ConvExpert` against it.
+    """
+    if expert.scale == 1:
+        return F.gelu(expert.conv(z))
+    y = F.interpolate(z, scale_factor=expert.scale, mode="bicubic", align_corners=False)
+    y = F.gelu(expert.conv(y))
+    return F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
+
+
 class MoEConv(nn.Module):
     """The Conv-LoRA step on the rank-r map: ``z + E_i(z)`` with a gated choice of expert i.
 

@@ -9,20 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.train.amp import cuda_cast_policy
-from methods.conv_lora import ConvExpert, ConvLoRAConfig, MoEConv, bicubic_matrix
+from methods.conv_lora import ConvExpert, ConvLoRAConfig, MoEConv, bicubic_matrix, official_expert
 
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
-
-
-def official_expert(expert: ConvExpert, z: torch.Tensor) -> torch.Tensor:
-    """The reference code's expert: bicubic up by the scale, Conv3x3 + GELU, bicubic back."""
-    if expert.scale == 1:
-        return F.gelu(expert.conv(z))
-    y = F.interpolate(z, scale_factor=expert.scale, mode="bicubic", align_corners=False)
-    y = F.gelu(expert.conv(y))
-    return F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
 
 
 def _output_and_grads(fn, expert: ConvExpert, z: torch.Tensor) -> list[torch.Tensor]:
