@@ -14,9 +14,10 @@
 The input requires a gradient (as inside the encoder, where earlier blocks train too). Every
 (case, shape, variant) runs in its own subprocess, so the peak memory belongs to it alone: on
 CUDA ``max_memory_allocated``, on the CPU the process's max RSS minus its RSS once the layer and
-input exist. Routing noise is seeded per iteration, the same for both variants, and the time is
-the mean over iterations (a global block routes its one sample to one expert per iteration, so a
-median would pick one expert's cost).
+input exist. Routing noise is seeded per iteration, the same for both variants. Times: mean,
+median and min over the iterations (a global block routes its one sample to one expert per
+iteration, so its median and min are one expert's cost; on a shared CPU the min is the most
+stable figure, and ``--threads 1`` avoids the stalls of OpenMP threads waiting for busy cores).
 """
 
 from __future__ import annotations
@@ -87,8 +88,10 @@ def build_layer(case: str, variant: str, shape: tuple[int, int, int, int], devic
 
 
 def measure(case: str, shape_name: str, variant: str, *, repeat: int, warmup: int, device: str,
-            precision: str) -> dict:
+            precision: str, threads: int | None = None) -> dict:
     """Mean fwd+bwd time and peak memory of one (case, shape, variant) in this process."""
+    if threads:
+        torch.set_num_threads(threads)
     dev = torch.device(device)
     family = "vit_b" if case == "attention" else "vit_h"
     shape = SHAPES[family][shape_name]
@@ -122,7 +125,7 @@ def measure(case: str, shape_name: str, variant: str, *, repeat: int, warmup: in
         "case": case, "shape": shape_name, "dims": list(in_shape), "variant": variant,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "precision": precision,
-        "ms": round(1000 * statistics.mean(times), 2),
+        "ms": round(1000 * statistics.mean(times), 2), "ms_median": round(1000 * statistics.median(times), 2),
         "ms_min": round(1000 * min(times), 2), "peak_mib": round(peak - base, 1),
     }
 
@@ -139,6 +142,8 @@ def run_all(args: argparse.Namespace) -> list[dict]:
                 cmd = [sys.executable, "-m", "benchmark.perf.layers", "--one", f"{case}:{shape}:{variant}",
                        "--repeat", str(args.repeat), "--warmup", str(args.warmup), "--device", args.device,
                        "--precision", args.precision]
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
                     tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -155,14 +160,15 @@ def render(rows: list[dict], fmt: str) -> str:
     from tabulate import tabulate
 
     table = [
-        (r["case"], r["shape"], "x".join(map(str, r["dims"])), r["variant"], r["ms"], r["ms_min"], r["peak_mib"])
-        if "error" not in r else (r["case"], r["shape"], "", r["variant"], "", "", r["error"])
+        (r["case"], r["shape"], "x".join(map(str, r["dims"])), r["variant"], r["ms"], r["ms_median"], r["ms_min"],
+         r["peak_mib"])
+        if "error" not in r else (r["case"], r["shape"], "", r["variant"], "", "", "", r["error"])
         for r in rows
     ]
     ok = next((r for r in rows if "error" not in r), None)
     head = f"{ok['device']}, {ok['threads']} threads, {ok['precision']}\n\n" if ok else ""
-    return head + tabulate(table, headers=("case", "block", "input", "variant", "fwd+bwd ms (mean)", "min ms",
-                                           "peak MiB (added)"), tablefmt="github")
+    return head + tabulate(table, headers=("case", "block", "input", "variant", "fwd+bwd ms (mean)", "median",
+                                           "min", "peak MiB (added)"), tablefmt="github")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -172,6 +178,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="autocast dtype")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--format", default="markdown", choices=("markdown", "json"))
 
 
@@ -183,7 +190,7 @@ def main() -> None:
     if args.one:
         case, shape, variant = args.one.split(":")
         print(json.dumps(measure(case, shape, variant, repeat=args.repeat, warmup=args.warmup, device=args.device,
-                                 precision=args.precision)))
+                                 precision=args.precision, threads=args.threads)))
     else:
         print(render(run_all(args), args.format))
 
