@@ -181,3 +181,25 @@ def test_auto_is_exact_on_cpu_and_sdpa_on_cuda() -> None:
         resolve_attention("flash", "cpu")
     model, _ = build_model("sam_tiny", "lora")
     assert not any(isinstance(m, SDPAAttention) for m in model.modules())
+
+
+
+def test_train_setting_reaches_build_model(monkeypatch, tmp_path) -> None:
+    from benchmark.data.domains import get_domain
+    from benchmark.train import engine
+
+    seen: dict = {}
+
+    def stop(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("built")
+
+    monkeypatch.setattr(engine, "build_model", stop)
+    assert engine.TrainConfig().attention == "auto"
+    cfg = engine.train_config_from({"attention": "sdpa"}, engine.TrainConfig())
+    with pytest.raises(RuntimeError, match="built"):
+        engine.train_and_evaluate(
+            method="lora", backbone="sam_tiny", domain=get_domain("polyp"), seed=0, data_root=tmp_path,
+            checkpoint=None, method_overrides={}, train_cfg=cfg, device=torch.device("cpu"), progress=False,
+        )
+    assert seen["attention"] == "sdpa"
