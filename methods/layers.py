@@ -1,10 +1,13 @@
-"""Layers shared by several methods: a LoRA-wrapped linear, a bottleneck adapter, a scale-and-shift."""
+"""Layers shared by several methods: a LoRA-wrapped linear, a bottleneck adapter, a scale-and-shift,
+and segment-anything's encoder attention through SDPA (chosen by ``benchmark.model.attention``)."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
+from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 from torch import nn
 
 
@@ -74,3 +77,47 @@ class ScaleShift(nn.Module):
         shape = [1] * y.dim()
         shape[self.channel_dim] = -1
         return y * self.gamma.view(shape) + self.beta.view(shape)
+
+
+def rel_pos_bias(
+    q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """segment-anything's decomposed relative-position bias as a dense additive mask.
+
+    ``q``: (B', H * W, d) unscaled queries (B' = batch x heads); returns (B', H * W, H * W):
+    entry [(y, x), (y', x')] = q_yx . Rh[y, y'] + q_yx . Rw[x, x'], exactly the two terms
+    ``add_decomposed_rel_pos`` adds to the scores, from the same einsums.
+    """
+    h, w = size
+    rh = get_rel_pos(h, h, rel_pos_h)
+    rw = get_rel_pos(w, w, rel_pos_w)
+    b, _, d = q.shape
+    r_q = q.reshape(b, h, w, d)
+    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
+    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
+    return (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(b, h * w, h * w)
+
+
+class SDPAAttention(Attention):
+    """segment-anything's ``Attention`` computed by ``F.scaled_dot_product_attention``.
+
+    (B, H, W, C) in and out, as the parent. Never constructed: ``set_attention``
+    (:mod:`benchmark.model.attention`) gives an existing ``Attention`` this class, so it holds
+    exactly the parent's parameters. The relative-position bias becomes SDPA's additive mask.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        heads = self.num_heads
+        # (3, B, heads, N, d): SDPA takes the heads as a batch dimension, no reshape to B * heads.
+        q, k, v = self.qkv(x).reshape(b, h * w, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = None
+        if self.use_rel_pos:
+            flat_q = q.reshape(b * heads, h * w, -1)
+            bias = rel_pos_bias(flat_q, self.rel_pos_h, self.rel_pos_w, (h, w))
+            # SDPA refuses a float mask of another dtype than the queries'; under autocast the
+            # einsums' dtype follows the autocast policy, not q's.
+            bias = bias.view(b, heads, h * w, h * w).to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        out = out.permute(0, 2, 1, 3).reshape(b, h, w, -1)
+        return self.proj(out)

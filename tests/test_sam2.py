@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmark.core.errors import BenchError
+from benchmark.model.attention import set_attention
 from benchmark.model.backbones import BackboneView, build_sam, count_parameters
 from benchmark.model.factory import build_model
 from benchmark.model.head import SegmentationModel
@@ -61,6 +62,13 @@ def test_methods_carry_over_to_sam2(sam2, method: str) -> None:
 def test_sam_only_methods_refuse_sam2_clearly(method: str) -> None:
     with pytest.raises(BenchError, match=f"method {method} is defined for SAM backbones only"):
         build_model("sam2_hiera_t", method, device="meta")
+
+
+def test_attention_switch_leaves_sam2_on_its_own_path(sam2) -> None:
+    model = copy.deepcopy(sam2)
+    classes = [type(m) for m in model.modules()]
+    assert set_attention(model, "sdpa") == 0
+    assert [type(m) for m in model.modules()] == classes
 
 
 def test_lora_on_sam2_equals_base_at_init(sam2) -> None:

@@ -74,6 +74,7 @@ class TrainConfig:
     eval_protocol: str = option("official", choices=("official", "original"))  # original: at each GT's size
     max_train_images: int | None = option(None, min=1)  # cap per epoch (smoke runs)
     save_best: bool = True
+    attention: str = option("auto", choices=("auto", "sam", "sdpa"))  # SAM encoder attention: auto = sdpa on CUDA, sam on CPU
 
     def resolved(self, domain: Domain, backbone: str) -> TrainConfig:
         return replace(
@@ -173,6 +174,7 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
         backbone, method, num_classes=classes,
         checkpoint=checkpoint if METHODS.get(method).pretrained else None, overrides=method_overrides,
         device=device,  # built where it runs: a ViT-H initialised on the CPU costs seconds per run
+        attention=cfg.attention,
     )
     params = [p for p in model.parameters() if p.requires_grad]
     size = cfg.image_size
