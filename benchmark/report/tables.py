@@ -51,10 +51,8 @@ SMOKE_NOTE = "SMOKE PRESET: pipeline-check numbers (synthetic data, random tiny 
 
 def table_records(number: str, records: Sequence[dict]) -> list[dict]:
     """The ok records with a value in table ``number``: the ones its cells and notes speak for."""
-    return [
-        r for r in records
-        if r.get("status") == "ok" and any(table_of(ts) == number for ts in r.get("metrics", {}))
-    ]
+    shown = {ts for ts, _ in LAYOUTS.get(number).columns}  # the layout's own test sets
+    return [r for r in records if r.get("status") == "ok" and shown & set(r.get("metrics") or {})]
 
 
 def runs_table(
@@ -180,8 +178,8 @@ def side_by_side(ours: Table, paper: Table) -> list[dict]:
 
 def table_text(*, table: str, source: str, fmt: str, records: Sequence[dict] = (), side: bool = False) -> str:
     """The whole output of ``sam-peft-bench table``: a pure function of the records and the paper."""
-    if table not in TABLES:
-        raise BenchError(f"unknown table {table!r}; valid: {', '.join(TABLES)}")
+    if table != "params" and table not in LAYOUTS:
+        raise BenchError(f"unknown table {table!r}; valid: {', '.join((*LAYOUTS.keys(), 'params'))}")
     if side and source != "runs":
         raise BenchError("--side-by-side compares runs with the paper: use it with --source runs")
     if table == "params":
