@@ -12,16 +12,21 @@ from torch import nn
 
 
 class LoRALinear(nn.Module):
-    """``base(x) + (alpha / r) * B(mid(A(x)))`` around a frozen ``base`` Linear.
+    """``base(x) + (alpha / r) * Dropout(B(mid(A(x))))`` around a frozen ``base`` Linear.
 
-    A: (r, in) Kaiming-uniform (a = sqrt(5), nn.Linear's own init); B: (out, r) zeros, so the
-    wrapped layer equals ``base`` at initialisation. ``mid`` acts on the rank-r map (identity for
-    plain LoRA, the MoE-conv step for Conv-LoRA) and sees the input's leading shape, e.g.
-    (N, H, W, r) inside a SAM attention block.
+    A: (r, in), ``init="kaiming"``: Kaiming-uniform (a = sqrt(5), nn.Linear's own init, as the
+    Conv-LoRA code) or ``init="normal"``: N(0, 1/r) elementwise (SAM2LoRA's code); B: (out, r)
+    zeros, so the wrapped layer equals ``base`` at initialisation. ``mid`` acts on the rank-r map
+    (identity for plain LoRA, the MoE-conv step for Conv-LoRA) and sees the input's leading shape,
+    e.g. (N, H, W, r) inside a SAM attention block. ``dropout`` acts on the LoRA branch's output
+    (where SAM2LoRA puts it; 0 = none, the Conv-LoRA setting).
     """
 
-    def __init__(self, base: nn.Linear, *, rank: int, alpha: float, mid: nn.Module | None = None) -> None:
+    def __init__(self, base: nn.Linear, *, rank: int, alpha: float, mid: nn.Module | None = None,
+                 init: str = "kaiming", dropout: float = 0.0) -> None:
         super().__init__()
+        if init not in ("kaiming", "normal"):
+            raise ValueError(f"LoRALinear init must be 'kaiming' or 'normal', got {init!r}")
         self.base = base
         self.rank = rank
         self.scaling = alpha / rank
@@ -29,12 +34,16 @@ class LoRALinear(nn.Module):
         self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, **factory))
         self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, **factory))
         self.mid = mid if mid is not None else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         if self.lora_a.device.type != "meta":
-            nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+            if init == "kaiming":
+                nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+            else:
+                nn.init.normal_(self.lora_a, std=rank**-0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.mid(x @ self.lora_a.t())
-        return self.base(x) + self.scaling * (z @ self.lora_b.t())
+        return self.base(x) + self.scaling * self.dropout(z @ self.lora_b.t())
 
 
 class BottleneckAdapter(nn.Module):

@@ -185,9 +185,9 @@ FORMULAS = {
     "sam_adapter": D + 32 * 80**2 + 3362 * 80 + 1280,
     "ssf": D + L * 2 * (3 * C + C + 4 * C + C + C + C) + 2 * C + 4 * 2 * 256,
     "from_scratch": 641_090_608 + 256,
-    # rank 8 on qkv and proj of 32 blocks; on q/k/v/out of the decoder's 7 attentions (3 self-attention
-    # at width 256, 4 cross-attentions at 128 inside); plus the mask token.
-    "sam2lora": L * 8 * ((C + 3 * C) + (C + C)) + 2 * 4 * 8 * 512 + 5 * 4 * 8 * 384 + 256,
+    # rank 64 on qkv of 32 blocks; on q/k/v/out of the decoder's 7 attentions (2 self-attentions
+    # at width 256, 5 cross-attentions at 128 inside); nothing else (the mask token frozen).
+    "sam2lora": L * 64 * (C + 3 * C) + 2 * 4 * 64 * 512 + 5 * 4 * 64 * 384,
     "lst": _lst_count(),
 }
 
