@@ -1,10 +1,11 @@
 """SAM2LoRA: LoRA in both the image encoder and the mask decoder (Mandal et al., arXiv 2510.10288).
 
 Paper: Mandal, Karthikeyan, Paldhe, "SAM2LoRA: Composite Loss-Guided, Parameter-Efficient
-Finetuning of SAM2 for Retinal Fundus Segmentation" (2025). Published facts (abstract,
-REFERENCE.md): SAM2 (Hiera) backbone; a low-rank adapter in BOTH the image encoder and the mask
-decoder; alpha = 2 x rank; fewer than 5% of the parameters trainable; trained with the composite
-loss BCE + SoftDice + FocalTversky (``--set loss=composite``, :mod:`benchmark.train.losses`).
+Finetuning of SAM2 for Retinal Fundus Segmentation" (2025). Published facts (abstract and the
+authors' code, docs/FIDELITY.md#sam2lora): SAM2 (Hiera) backbone; a low-rank adapter in BOTH
+the image encoder and the mask decoder; alpha = 2 x rank; fewer than 5% of the parameters
+trainable; trained with the composite loss BCE + SoftDice + FocalTversky (``--set loss=composite``,
+:mod:`benchmark.train.losses`).
 Injected: LoRA on every encoder block's fused ``qkv`` and ``proj`` Linears, and on the
 ``q_proj``/``k_proj``/``v_proj``/``out_proj`` of every attention layer of the mask decoder's
 two-way transformer (self-attention and both cross-attentions).
