@@ -2,7 +2,7 @@
 
 Paper: Zhong, Tang, He, Fang, Yuan, "Convolution Meets LoRA: Parameter Efficient Finetuning for
 Segment Anything Model", ICLR 2024 (arXiv 2401.17868); semantics of the official implementation
-(AutoGluon MultiModal ``ConvLoRALinear``), as recorded in REFERENCE.md.
+(AutoGluon MultiModal ``ConvLoRALinear``), as recorded in docs/FIDELITY.md#lora-and-conv-lora.
 
 Injected: the fused ``qkv`` Linear of every image-encoder block. With x of shape (N, H, W, C)
 (N counts windows in windowed blocks, H = W = 14 there; 64 in global blocks for ViT-H):
@@ -207,8 +207,9 @@ class MoEConv(nn.Module):
             rows = routed[:, i].nonzero(as_tuple=True)[0]
             if rows.numel():
                 # z's dtype wins: index_add refuses mixed dtypes, and with F.interpolate CUDA
-                # autocast returned the experts' output in float32 while z was 16-bit (docs/
-                # FIDELITY.md, "GPU"). The matmul resampling now keeps 16 bits; the cast stays as a guard.
+                # autocast returned the experts' output in float32 while z was 16-bit
+                # (docs/FIDELITY.md#gpu-autocast). The matmul resampling now keeps 16 bits; the
+                # cast stays as a guard.
                 out = out.index_add(0, rows, expert(zc.index_select(0, rows)).to(out.dtype))
         return (zc + out).permute(0, 2, 3, 1)
 

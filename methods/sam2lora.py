@@ -2,7 +2,8 @@
 
 Paper: Mandal, Karthikeyan, Paldhe, "SAM2LoRA: Composite Loss-Guided, Parameter-Efficient
 Finetuning of SAM2 for Retinal Fundus Segmentation" (2025). The defaults follow the authors'
-public code (GitHub sayanmndl21/SAM2LoRA, commit 4dd3cde), which produced the published numbers:
+public code (GitHub sayanmndl21/SAM2LoRA, commit 4dd3cde; docs/FIDELITY.md#sam2lora-lora), which
+produced the published numbers:
 - ``model/lora_adapters.py`` ``LoRALayer``: y = W x + (alpha / r) Dropout_0.1(x A B), A (in, r)
   ~ N(0, 1/r) (``randn * 1/sqrt(r)``), B zeros; rank 64 and alpha 128 (alpha = 2 x rank) in their
   recorded run;

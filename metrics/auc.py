@@ -1,5 +1,6 @@
 """Pixel-level ROC-AUC for binary segmentation, in constant memory: pooled over the dataset
-(``auc``) and per image then averaged (``auc_img``, the SAM2LoRA fundus tables)."""
+(``auc``) and per image then averaged (``auc_img``, the SAM2LoRA fundus tables;
+docs/FIDELITY.md#sam2lora-metrics)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Contour metrics of the SAM2LoRA evaluation: boundary IoU and HD95, per image on ``pred > 0.5``
 and averaged over images, as the authors' ``SegmentationEVAL`` (GitHub sayanmndl21/SAM2LoRA,
-commit 4dd3cde, ``utils/eval_metrics.py``: ``get_biou`` lines 92-100, ``get_hd95`` lines 39-48).
+commit 4dd3cde, ``utils/eval_metrics.py``: ``get_biou`` lines 92-100, ``get_hd95`` lines 39-48;
+docs/FIDELITY.md#sam2lora-metrics).
 
 The two take different contours, because the authors call two libraries:
 

@@ -73,7 +73,8 @@ def test_matrix_built_under_inference_mode_still_trains() -> None:
 
 def test_unrouted_experts_keep_a_none_gradient() -> None:
     # The official code never calls an expert no sample is routed to, so its parameters get no
-    # gradient (None) and AdamW skips them: no weight decay, no moment update (REFERENCE.md).
+    # gradient (None) and AdamW skips them: no weight decay, no moment update
+    # (docs/FIDELITY.md#lora-and-conv-lora).
     cfg = ConvLoRAConfig(scales=(1, 2, 3, 4), rank=4)
     moe = MoEConv(cfg).eval()
     with torch.no_grad():
@@ -87,7 +88,7 @@ def test_unrouted_experts_keep_a_none_gradient() -> None:
 
 
 def test_expert_stays_16_bit_under_cuda_autocast_policy() -> None:
-    # F.interpolate returns float32 inside a bf16 region on CUDA (docs/FIDELITY.md, "GPU");
+    # F.interpolate returns float32 inside a bf16 region on CUDA (docs/FIDELITY.md#gpu-autocast);
     # the matmuls take autocast's 16-bit dtype, so the expert's output matches z's.
     expert = ConvExpert(rank=3, scale=4)
     z = torch.randn(2, 3, 7, 7, requires_grad=True)

@@ -65,7 +65,7 @@ def _image(path: Path, h: int, w: int) -> Path:
 
 # ------------------------------------------------------------------------------------ the facts
 
-SPLITS = {  # key: test_size (their train_test_split) or the official folders (REFERENCE.md, SAM2LoRA)
+SPLITS = {  # key: test_size (their train_test_split) or the official folders (docs/FIDELITY.md#sam2lora-data)
     "chasedb1": 0.27, "drive": ("training", "test"), "fives": ("train", "test"), "hrf": 0.27, "stare": 0.25,
     "drishtigs": ("Training", "Test"), "g1020": 0.25, "grape": 0.25, "origa": 0.25, "papiladb": 0.25,
     "refuge2": ("train", "test"),

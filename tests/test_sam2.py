@@ -28,7 +28,7 @@ def sam2():
 
 
 def test_sam2_hiera_t_count_matches_the_package() -> None:
-    # REFERENCE.md: sam2 1.1.0 hiera_t with random weights has 38.96M parameters.
+    # docs/FIDELITY.md#environment: sam2 1.1.0 hiera_t with random weights has 38.96M parameters.
     total = count_parameters(build_sam("sam2_hiera_t", device="meta"))[1]
     assert round(total / 1e6, 2) == 38.96
 

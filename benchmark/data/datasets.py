@@ -1,7 +1,7 @@
 """Readers for the unpacked official archives and the fundus datasets' own layouts (``fundus``):
 locate a domain, list a split, load and check samples.
 
-Preprocessing follows the official pipeline (REFERENCE.md "Backbone and head"): the RGB image is
+Preprocessing follows the official pipeline (docs/FIDELITY.md#backbone-and-head): the RGB image is
 resized to a ``size`` x ``size`` square (PIL bilinear, no aspect-preserving padding; PIL filters when
 it shrinks, as torchvision's ``Resize`` does on PIL images) and normalised with SAM's ImageNet
 mean/std on the 0..255 scale; the ground truth is resized to the same square with nearest neighbour.

@@ -6,7 +6,7 @@ what task it is, how the official run script trains and validates on it, and whi
 sets report. Adding a domain is one ``register_domain(Domain(...))`` call: the readers, the checker,
 the synthetic generator and the downloader work from these fields alone.
 
-Layouts (what unpacking the official zip gives, see REFERENCE.md "Data (official archives)"):
+Layouts (what unpacking the official zip gives, see docs/FIDELITY.md#data-archives):
 - ``"csv"``: ``<archive>/<archive>/*.csv`` with columns ``image,label``, paths relative to that folder;
   ``train``, ``val`` and the test-set values name CSV files.
 - ``"trans10k"``: ``<archive>/<archive>/<split>/images/<id>.jpg`` and ``.../masks_12/<id>_mask.png``;

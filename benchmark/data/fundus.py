@@ -4,7 +4,8 @@ Source: GitHub sayanmndl21/SAM2LoRA at commit 4dd3cde (Mandal et al., arXiv 2510
 loaders in ``dataloader/`` (cited per entry as file:line), ``dictionaries.py:6-22`` (where each
 dataset lives), ``dataloader/retina_datasets.py:240-381`` (which datasets a task pools) and
 ``test.py:114-143`` (one test set per dataset, keyed by the lowercase name). ``FUNDUS_DATASETS``
-holds every per-dataset fact; the readers below work from its fields alone.
+holds every per-dataset fact; the readers below work from its fields alone. The facts with their
+sources, and our choices: docs/FIDELITY.md#sam2lora-data.
 
 Layout: each dataset in its own folder under one ``Fundus`` folder, as their
 ``datasets/eye_dataset/Fundus/<folder>`` (dictionaries.py:7-21); a data root may be the folder

@@ -1,6 +1,6 @@
 """The prompt-free segmentation model of the Conv-LoRA paper, on top of a segment-anything ``Sam``.
 
-As the official implementation (AutoMM ``semantic_segmentation``):
+As the official implementation (AutoMM ``semantic_segmentation``; docs/FIDELITY.md#backbone-and-head):
 
 - no prompts: the sparse prompt embedding is empty and the dense one is SAM's ``no_mask_embed``;
 - binary tasks use ONE mask token, initialised from SAM's first mask token, and only the FIRST

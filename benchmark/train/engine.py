@@ -1,6 +1,6 @@
 """Train one (method, backbone, domain, seed) and evaluate its best checkpoint: the official recipe.
 
-REFERENCE.md, "Training": AdamW (weight decay 1e-4), per-domain lr and epochs, polynomial decay
+docs/FIDELITY.md#training-recipe: AdamW (weight decay 1e-4), per-domain lr and epochs, polynomial decay
 without warm-up, gradient clipping at norm 1.0, an effective batch of 4 by gradient accumulation,
 16-bit autocast on GPU (bf16 where supported, else fp16 with loss scaling) and fp32 on CPU,
 Conv-LoRA's balancing loss added, validation every epoch on the domain's metric, the best
