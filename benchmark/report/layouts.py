@@ -30,6 +30,7 @@ class TableLayout:
     references: tuple[str, ...] = ()
     decimals: tuple[int, int] = (1, 2)
     lower_decimals: tuple[int, int] | None = None
+    paper: str = "conv_lora"  # which published source ``--source paper`` renders (benchmark.report.paper)
 
     def decimals_of(self, metric: str) -> tuple[int, int]:
         if self.lower_decimals is not None and not higher_is_better(metric):
@@ -114,5 +115,5 @@ register_layout(TableLayout(
     key="sam2lora", title="SAM2LoRA: retinal fundus, per dataset (Mandal et al., arXiv 2510.10288)",
     columns=tuple((ts, metric) for key in ("fundus_vessel", "fundus_od") for ts in DOMAINS.get(key).tests
                   for metric in ("dice", "auc_img", "hd95")),
-    methods=("sam2lora",),
+    methods=("sam2lora",), paper="sam2lora",
 ))

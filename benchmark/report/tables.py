@@ -17,6 +17,7 @@ Conventions (also printed under every Markdown/LaTeX table):
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -32,6 +33,7 @@ from benchmark.report.paper import load_paper
 from benchmark.report.provenance import provenance_notes
 from benchmark.report.render import (
     FORMATS,
+    render_grid,
     render_params,
     render_side_by_side,
     render_table,
@@ -176,6 +178,35 @@ def side_by_side(ours: Table, paper: Table) -> list[dict]:
     return out
 
 
+SAM2LORA_NOTE = ("Published (Mandal et al., arXiv 2510.10288; the authors' results notebook, cell 32): "
+                 "rank 64, per-image means as printed; HD95 in pixels of the 1024 grid.")
+SAM2LORA_CHART_NOTE = ("Vessel rows READ FROM A BAR CHART (+-0.01), Dice and AUC averaged over the prompt modes; "
+                       "no table was published.")
+
+
+def render_sam2lora_paper(fmt: str) -> str:
+    """SAM2LoRA's published numbers: optic disc, datasets x prompt modes (Dice, AUC, HD95), as
+    printed; then the vessel chart readings. Values are the source's strings, never recomputed."""
+    from benchmark.report.layouts import dataset_label
+    from benchmark.report.paper import load_sam2lora_paper
+
+    keys = ("dice", "auc_img", "hd95")
+    od = load_sam2lora_paper("fundus_od")
+    rows = []
+    for (ds, prompt), grp in od.groupby(["dataset", "prompt"], sort=False):
+        values = dict(zip(grp["metric"], grp["mean"], strict=True))
+        rows.append(["optic disc", dataset_label(ds), prompt, grp["n_test"].iloc[0], *(values[k] for k in keys)])
+    vessel = load_sam2lora_paper("fundus_vessel")
+    for (ds, prompt), grp in vessel.groupby(["dataset", "prompt"], sort=False):
+        values = dict(zip(grp["metric"], grp["mean"], strict=True))
+        rows.append(["vessel (chart)", dataset_label(ds), prompt, "", *(values.get(k, "") for k in keys)])
+    header = ["Task", "Dataset", "Prompt", "n", "Dice", "AUC", "HD95 (px)"]
+    if fmt == "json":
+        items = [dict(zip(header, r, strict=True)) for r in rows]
+        return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+    return render_grid(header, rows, fmt, notes=(SAM2LORA_NOTE, SAM2LORA_CHART_NOTE))
+
+
 def table_text(*, table: str, source: str, fmt: str, records: Sequence[dict] = (), side: bool = False) -> str:
     """The whole output of ``sam-peft-bench table``: a pure function of the records and the paper."""
     if table != "params" and table not in LAYOUTS:
@@ -187,6 +218,8 @@ def table_text(*, table: str, source: str, fmt: str, records: Sequence[dict] = (
             return render_params(paper_params_rows(), fmt)
         return render_params(runs_params(records), fmt, paper=paper_params_rows() if side else None)
     if source == "paper":
+        if LAYOUTS.get(table).paper == "sam2lora":
+            return render_sam2lora_paper(fmt)
         return render_table(paper_table(table), fmt)
     ours = runs_table(table, records)
     if not side:
