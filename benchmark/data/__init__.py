@@ -1,6 +1,7 @@
 """The data side: domains and their recipes (``domains``), readers and datasets for the official
 layouts (``datasets``), the eleven retinal fundus datasets of SAM2LoRA, one entry each, and
-their readers (``fundus``), synthetic data in every layout (``synth``), what a copy is and its
+their readers (``fundus``), synthetic data in every layout (``synth``; drawn by ``painters``, the fundus
+datasets written by ``synth_fundus``), what a copy is and its
 fingerprints (``provenance``: official, synthetic or custom), downloads, and the ``data`` command.
 
 May import: ``benchmark.core``. Nothing here knows about models or training.
