@@ -4,5 +4,6 @@ their readers (``fundus``), synthetic data in every layout (``synth``; drawn by 
 datasets written by ``synth_fundus``), what a copy is and its
 fingerprints (``provenance``: official, synthetic or custom), downloads, and the ``data`` command.
 
-May import: ``benchmark.core``. Nothing here knows about models or training.
+May import: ``benchmark.core`` and ``metrics`` (a validation metric's direction). Nothing here knows
+about models or training.
 """
