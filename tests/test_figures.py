@@ -104,3 +104,16 @@ def test_report_embeds_the_figures_its_records_allow(run_cli, tmp_path) -> None:
     assert "![Qualitative results](report_qualitative.png)" in out.read_text(encoding="utf-8")
     assert sorted(p.name for p in out.parent.iterdir()) == [
         "report.md", "report_cost.png", "report_experts.png", "report_qualitative.png"]
+
+
+def test_figure_command_writes_one_png_or_says_what_is_missing(tmp_path, capsys) -> None:
+    from benchmark.cli import main
+
+    runs = tmp_path / "runs"
+    path = runs / "sam_tiny" / "isic2017" / "lora" / "seed0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record("lora", 0, 0.5)))
+    assert main(["figure", "cost", "--runs", str(runs), "--out", str(tmp_path / "c.png")]) == 0
+    assert png_size(tmp_path / "c.png")[0] > 300
+    assert main(["figure", "qualitative", "--runs", str(runs), "--out", str(tmp_path / "q.png")]) == 2
+    assert "--save-predictions" in capsys.readouterr().err and not (tmp_path / "q.png").exists()

@@ -28,7 +28,6 @@ import numpy as np
 from PIL import Image
 
 from benchmark.core.io import atomic_path
-from benchmark.data.datasets import PIXEL_MEAN, PIXEL_STD
 
 PREDICTIONS_FOLDER = "predictions"
 GT_FOLDER = "_gt"
@@ -79,6 +78,9 @@ def encode_gt(gt: np.ndarray, task: str) -> np.ndarray:
 
 def decode_image(image) -> np.ndarray:
     """A dataset's normalised ``(3, H, W)`` image back to uint8 ``(H, W, 3)`` (exact: it was 8-bit)."""
+    # Imported here: the datasets module imports torch, which the report side (figures) never needs.
+    from benchmark.data.datasets import PIXEL_MEAN, PIXEL_STD
+
     arr = np.asarray(image, dtype=np.float64).transpose(1, 2, 0)
     return np.clip(np.rint(arr * np.array(PIXEL_STD) + np.array(PIXEL_MEAN)), 0, 255).astype(np.uint8)
 
