@@ -65,13 +65,14 @@ if [ -n "$DATA_ROOT" ] || [ -n "$CHECKPOINT" ]; then
     fi
     PRESET=paper
     OUT=${OUT:-runs/paper}
-    GRID_ARGS=(--preset paper --backbone sam_vit_h --data-root "$DATA_ROOT" --checkpoint "$CHECKPOINT")
+    GRID_ARGS=(--preset paper --backbone sam_vit_h --data-root "$DATA_ROOT" --checkpoint "$CHECKPOINT" --save-predictions 2)
 else
     PRESET=smoke
     OUT=${OUT:-runs/smoke}
-    GRID_ARGS=(--preset smoke)
+    GRID_ARGS=(--preset smoke --save-predictions 2)
 fi
 
+# --save-predictions 2: two test images per test set and run, for the report's qualitative figure.
 # The smoke grid is 297 tiny CPU runs: JOBS shards run side by side (one thread each), writing
 # into one folder; `run --shard K/N` gives each a disjoint share. The paper preset runs one job
 # (use `torchrun` or a SLURM array for more, see the README).

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "benchmark.report.tables",
     "benchmark.report.compare",
     "benchmark.report.report",
+    "benchmark.report.figures",
     "benchmark.perf.cli",
 )
 

@@ -32,7 +32,8 @@ Checked against the reference code (AutoGluon MultiModal ``conv_lora/adaptation_
 from the globally pooled rank-r map, ``multiply_by_gates=False``. The reference recombines expert
 outputs in log space (log of summed exp); for top-1 that is E_i(z) itself up to float rounding
 (GELU's output is >= -0.17, so exp never underflows), and we add E_i(z) directly.
-Deviations: none known.
+Deviations: none known. In eval mode each layer counts the samples routed to each expert
+(``expert_counts``; a sample is a window in windowed blocks), which the run records as ``expert_usage``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from torch import nn
 from benchmark.core.errors import BenchError
 from benchmark.core.options import option
 from methods import register_method
-from methods.layers import LoRALinear
+from methods.layers import EXPERT_COUNTS, LoRALinear
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,9 @@ class MoEConv(nn.Module):
         self.w_noise = nn.Parameter(torch.zeros(cfg.rank, len(cfg.scales), device=device))
         self.experts = nn.ModuleList(ConvExpert(cfg.rank, s, device) for s in cfg.scales)
         self.aux_loss: torch.Tensor | None = None
+        # Evaluation counts (not trained, not saved): which scale each sample chose, per layer.
+        self.register_buffer(EXPERT_COUNTS, torch.zeros(len(cfg.scales), dtype=torch.long, device=device),
+                             persistent=False)
 
     def gate(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``pooled`` (N, r) -> (gates (N, E) with one weight 1 per row, load (E,))."""
@@ -203,6 +207,8 @@ class MoEConv(nn.Module):
         self.aux_loss = self.coef * (cv_squared(gates.sum(0)) + cv_squared(load))
         out = torch.zeros_like(zc)
         routed = gates > 0
+        if not self.training:
+            self.expert_counts += routed.sum(0)
         for i, expert in enumerate(self.experts):
             rows = routed[:, i].nonzero(as_tuple=True)[0]
             if rows.numel():

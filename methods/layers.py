@@ -10,6 +10,25 @@ import torch.nn.functional as F
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 from torch import nn
 
+# A routing layer (Conv-LoRA's MoEConv) keeps a non-persistent buffer of this name: samples sent to
+# each expert in eval mode. Not in state dicts, so checkpoints and resume states are unchanged.
+EXPERT_COUNTS = "expert_counts"
+
+
+def reset_expert_counts(model: nn.Module) -> None:
+    for module in model.modules():
+        counts = getattr(module, EXPERT_COUNTS, None)
+        if isinstance(counts, torch.Tensor):
+            counts.zero_()
+
+
+def expert_counts(model: nn.Module) -> list[list[int]] | None:
+    """Per routing layer (module order: encoder depth), samples routed to each expert since the
+    last reset; None for a model without routing layers."""
+    rows = [getattr(m, EXPERT_COUNTS).tolist() for m in model.modules()
+            if isinstance(getattr(m, EXPERT_COUNTS, None), torch.Tensor)]
+    return rows or None
+
 
 class LoRALinear(nn.Module):
     """``base(x) + (alpha / r) * Dropout(B(mid(A(x))))`` around a frozen ``base`` Linear.

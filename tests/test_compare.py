@@ -185,7 +185,7 @@ def test_report_smoke_banner_costs_and_verdicts(run_cli, tmp_path):
     assert "- regressed: Conv-LoRA / Kvasir / S_alpha: ours 89.0 vs 92.0" in page
     assert "| Conv-LoRA | polyp | 1 | ok | 3600.0 | 60.0 | 20480 | 4,020,096 |" in page
     assert "| Conv-LoRA | polyp | 9 | failed: CUDA out of memory |" in page
-    assert sorted(p.name for p in out_file.parent.iterdir()) == ["report.md"]  # no temp file left
+    assert sorted(p.name for p in out_file.parent.iterdir()) == ["report.md", "report_cost.png"]  # no temp file left
 
 
 def test_report_without_smoke_has_no_banner(run_cli, tmp_path):

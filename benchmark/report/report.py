@@ -9,11 +9,13 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from benchmark.core.errors import BenchError
 from benchmark.core.io import write_text_atomic
 from benchmark.report.aggregate import method_order
 from benchmark.report.compare import compare_records, regression_lines, render_verdicts, summary
+from benchmark.report.figures import write_figures
 from benchmark.report.labels import method_label
 from benchmark.report.layouts import table_of
 from benchmark.report.provenance import (
@@ -118,8 +120,10 @@ def build_report(
     backbone: str | None = None,
     tolerance_sd: float = 2.0,
     tolerance_abs: float = 1.0,
+    figures: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The report page for ``records`` (all statuses; tables use the ok ones)."""
+    """The report page for ``records`` (all statuses; tables use the ok ones); ``figures``:
+    (title, file relative to the page) pairs embedded after the tables."""
     ok = ok_records(records)
     parts = ["# sam-peft-bench report", ""]
     for banner in (_smoke_banner(records), _not_comparable_banner(ok)):
@@ -160,6 +164,10 @@ def build_report(
     ]
     lines = regression_lines(verdicts)
     parts += [f"- {line}" for line in lines] + ([""] if lines else [])
+    if figures:
+        parts += ["## Figures", ""]
+        for title, name in figures:
+            parts += [f"### {title}", "", f"![{title}]({name})", ""]
     parts += ["## Cost of each run", "", cost_table(records)]
     return "\n".join(parts).rstrip("\n") + "\n"
 
@@ -179,12 +187,16 @@ def add_commands(subparsers) -> None:
 
 def _run(args) -> int:
     backbone, records = load_runs(args.runs, backbone=args.backbone, preset=args.preset)
+    out = Path(args.out)
+    # Beside the page, named after it, so two reports in one folder keep their own figures.
+    figures = write_figures(records, args.runs, out.parent, backbone=backbone, stem=out.stem)
     text = build_report(
         records,
         runs_dir=args.runs,
         backbone=backbone,
         tolerance_sd=args.tolerance_sd,
         tolerance_abs=args.tolerance_abs,
+        figures=figures,
     )
     try:
         write_text_atomic(args.out, text)

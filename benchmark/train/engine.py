@@ -37,6 +37,7 @@ from benchmark.core.io import save_torch_atomic
 from benchmark.core.options import apply_overrides, check_config, option
 from benchmark.data.datasets import SegmentationDataset
 from benchmark.data.domains import Domain
+from benchmark.data.predictions import PredictionWriter
 from benchmark.model.backbones import BACKBONES, count_parameters
 from benchmark.model.factory import build_model
 from benchmark.train import dist
@@ -45,6 +46,7 @@ from benchmark.train.evaluation import evaluate, peak_memory
 from benchmark.train.losses import LOSSES
 from benchmark.train.resume import Preempted, Progress, load_state, save_state, set_rng_state, stop_requested
 from methods import METHODS
+from methods.layers import expert_counts, reset_expert_counts
 
 
 class RunFailed(Exception):
@@ -107,6 +109,7 @@ class RunResult:
     peak_memory_kind: str
     config: dict[str, Any] = field(default_factory=dict)
     resumed_from: dict[str, int] | None = None  # where a resumed run picked up (1-based epoch, batches done)
+    expert_usage: dict[str, list[list[int]]] | None = None  # test set -> layers x experts routed counts
 
 
 def seed_everything(seed: int) -> None:
@@ -156,6 +159,7 @@ class Run:
     state_path: Path | None
     progress_bars: bool
     best_state: dict | None = None
+    expert_usage: dict[str, list[list[int]]] | None = None  # set by test_best for a routing method
 
     def save(self, progress: Progress, epoch_generator: torch.Tensor) -> None:
         if self.state_path is not None:
@@ -276,8 +280,10 @@ def validate_and_keep_best(run: Run, progress: Progress) -> float:
     return score
 
 
-def test_best(run: Run, progress: Progress, best_path: Path | None) -> dict[str, dict[str, Any]]:
-    """Load the best trainable state (saving it if asked), then score every test set."""
+def test_best(run: Run, progress: Progress, best_path: Path | None,
+              writer: PredictionWriter | None = None) -> dict[str, dict[str, Any]]:
+    """Load the best trainable state (saving it if asked), then score every test set (``writer``:
+    save its first predictions); a routing method's expert counts go to ``run.expert_usage``."""
     if run.best_state is not None:
         run.model.load_state_dict(run.best_state, strict=False)
         if best_path is not None and run.cfg.save_best and dist.is_main():
@@ -287,9 +293,14 @@ def test_best(run: Run, progress: Progress, best_path: Path | None) -> dict[str,
         ds = SegmentationDataset(run.domain, run.data_root, test_set, size=run.cfg.image_size, train=False)
         loader = _loader(ds, batch_size=run.cfg.batch_size, shuffle=False, seed=run.seed,
                          num_workers=run.cfg.num_workers)
+        reset_expert_counts(run.model)
         results[test_set] = evaluate(run.model, loader, run.domain, run.domain.test_metrics, run.device,
                                      run.cfg.precision, test_set, protocol=run.cfg.eval_protocol,
-                                     progress=run.progress_bars)
+                                     progress=run.progress_bars,
+                                     sink=writer.sink(test_set) if writer is not None else None)
+        counts = expert_counts(run.model)
+        if counts is not None:
+            run.expert_usage = {**(run.expert_usage or {}), test_set: counts}
     return results
 
 
@@ -319,6 +330,7 @@ def train_and_evaluate(
     best_path: Path | None = None,
     state_path: Path | None = None,
     progress: bool = True,
+    writer: PredictionWriter | None = None,
 ) -> RunResult:
     """One run; raises RunFailed (or BenchError for bad input) on failure, Preempted on a stop request.
 
@@ -361,7 +373,7 @@ def train_and_evaluate(
     train_seconds = prog.train_seconds
 
     t1 = time.perf_counter()
-    results = test_best(run, prog, best_path)
+    results = test_best(run, prog, best_path, writer if dist.is_main() else None)
     eval_seconds = time.perf_counter() - t1
     peak, kind = peak_memory(device)
     trainable, total = count_parameters(run.model)
@@ -371,5 +383,5 @@ def train_and_evaluate(
         train_seconds=train_seconds, eval_seconds=eval_seconds,
         peak_memory_mb=peak, peak_memory_kind=kind,
         config={"method": asdict(run.method_cfg), "train": asdict(cfg)},
-        resumed_from=resumed_from,
+        resumed_from=resumed_from, expert_usage=run.expert_usage,
     )

@@ -46,12 +46,13 @@ def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarr
 
 @torch.no_grad()
 def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
-             protocol: str = "official", progress: bool = True) -> dict:
+             protocol: str = "official", progress: bool = True, sink=None) -> dict:
     """Metric values over a loader.
 
     ``official``: the model's output at its input size against the GT resized to it (nearest), as
     the official evaluation. ``original``: logits resized to each image's original size against
-    its original GT (a common protocol elsewhere; not the paper's).
+    its original GT (a common protocol elsewhere; not the paper's). ``sink(batch, predictions,
+    targets)``, if given, sees every batch at the official protocol's size (saved predictions).
     """
     model.eval()
     suite = MetricSuite(list(keys), num_classes=domain.num_classes if domain.task == "multiclass" else None)
@@ -61,6 +62,8 @@ def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, preci
     for batch in bar:
         with ctx:
             out = model(batch["image"].to(device))
+        if sink is not None:
+            sink(batch, predictions(out, domain), targets(batch, domain))
         if protocol == "original":
             for i in range(len(batch["image"])):
                 suite.update(*_at_original_size(out, i, loader.dataset.samples[seen + i], domain))

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from benchmark.core.errors import BenchError
 from benchmark.core.io import remove_stale_temporaries, write_json_atomic
 from benchmark.data.domains import DOMAINS, Domain
+from benchmark.data.predictions import PredictionWriter, domain_folder, run_folder
 from benchmark.model.backbones import BACKBONES
 from benchmark.train import dist
 from benchmark.train.engine import TRAIN_KEYS, RunFailed, TrainConfig, train_and_evaluate, train_config_from
@@ -223,8 +224,13 @@ def run_grid(
     force: bool = False,
     device: str | None = None,
     progress: bool = True,
+    save_predictions: int = 0,
 ) -> list[dict]:
-    """Run (or resume) the grid; returns the records of the runs done now (ok and failed)."""
+    """Run (or resume) the grid; returns the records of the runs done now (ok and failed).
+
+    ``save_predictions``: write each run's first N predictions per test set as PNG
+    (:mod:`benchmark.data.predictions`); an ok record that is skipped writes none.
+    """
     p = PRESETS.get(preset)
     if p is None:
         raise BenchError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
@@ -272,7 +278,7 @@ def run_grid(
         record = _run_one(key, preset=preset, data_root=data_root, checkpoint=checkpoint,
                           method_overrides=per_method[key.method], train_cfg=train_cfg, device=dev,
                           data_error=data_errors[key.domain], out=out, progress=progress,
-                          provenance=provenance)
+                          provenance=provenance, save_predictions=save_predictions)
         if dist.is_main():
             write_json_atomic(path, record)
             state_path_for(path).unlink(missing_ok=True)  # the record is the run's final word
@@ -284,7 +290,7 @@ def run_grid(
 
 def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | None, method_overrides: dict,
              train_cfg: TrainConfig, device: torch.device, data_error: str | None, out: Path, progress: bool,
-             provenance: GridProvenance) -> dict:
+             provenance: GridProvenance, save_predictions: int = 0) -> dict:
     domain: Domain = DOMAINS.get(key.domain)
     prov = provenance.of(key.method, key.domain)  # failed records carry it too: a failure's inputs matter
     base = {"data_root": str(data_root), "checkpoint": str(checkpoint) if checkpoint else None,
@@ -292,12 +298,15 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
     if data_error is not None:
         return _record(key, preset=preset, status="failed", provenance=prov, error=data_error,
                        extra={"config": base})
+    writer = PredictionWriter(
+        domain_folder(out, key.backbone, key.domain), run_folder(out, key.backbone, key.domain, key.method, key.seed),
+        domain.task, save_predictions) if save_predictions > 0 else None
     try:
         res = train_and_evaluate(
             method=key.method, backbone=key.backbone, domain=domain, seed=key.seed, data_root=data_root,
             checkpoint=checkpoint, method_overrides=method_overrides, train_cfg=train_cfg, device=device,
             best_path=out / "checkpoints" / key.backbone / key.domain / key.method / f"seed{key.seed}.pt",
-            state_path=state_path_for(key.path(out)), progress=progress,
+            state_path=state_path_for(key.path(out)), progress=progress, writer=writer,
         )
     except (Preempted, StateMismatch):
         raise  # not a failed run: the state is written (or kept), the command resumes it
@@ -319,6 +328,7 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
         "train_seconds": round(res.train_seconds, 3), "eval_seconds": round(res.eval_seconds, 3),
         "peak_memory_mb": round(res.peak_memory_mb, 1), "peak_memory_kind": res.peak_memory_kind,
         "resumed_from": res.resumed_from,
+        **({"expert_usage": res.expert_usage} if res.expert_usage is not None else {}),
         "config": {**base, **res.config},
     })
 
@@ -370,6 +380,7 @@ def _grid_from_args(args: argparse.Namespace, methods: list[str], domains: list[
         backbone=args.backbone, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         data_root=Path(args.data_root) if args.data_root else None, sets=args.set, shard=args.shard,
         force=args.force, device=args.device, progress=not args.no_progress,
+        save_predictions=args.save_predictions,
     )
 
 
@@ -388,5 +399,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--shard", default=None, metavar="K/N", help="run the K-th of N deterministic shares")
     p.add_argument("--force", action="store_true", help="rerun and overwrite ok records")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--save-predictions", type=seed_value, default=0, metavar="N",
+                   help="write each run's first N test predictions per test set as PNG under "
+                        "OUT/predictions/<backbone>/<domain>/<method>/seed<S>/<test set>/")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_run)
