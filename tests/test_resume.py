@@ -80,7 +80,7 @@ def test_a_state_for_other_settings_is_refused_and_kept(data_root, tmp_path, mon
 def _cli(out: Path, data_root: Path) -> list[str]:
     return [sys.executable, "-m", "benchmark", "run", "--methods", "conv_lora", "--domains", "isic2017",
             "--seeds", "3", "--data-root", str(data_root), "--out", str(out), "--no-progress",
-            "--set", "epochs=60", "--set", "lr=1e-3"]
+            "--set", "epochs=25", "--set", "lr=1e-3"]
 
 
 def _start_and_signal(out: Path, data_root: Path, sig: int) -> subprocess.Popen:
