@@ -2,7 +2,7 @@
 # Reproduce every table of the Conv-LoRA paper, end to end.
 #
 #   ./run_all.sh                 set up .venv (first time) and run the SMOKE reproduction: every
-#                                method x all seven domains x 3 seeds on synthetic data, fine-tuning a
+#                                method x all nine domains x 3 seeds on synthetic data, fine-tuning a
 #                                miniature SAM pretrained on synthetic scenes (built once and cached,
 #                                `sam-peft-bench pretrain-mini`; a pipeline check, not the paper's
 #                                numbers), then the exact #Params column at ViT-H and Tables 1 and 2.
@@ -66,16 +66,18 @@ if [ -n "$DATA_ROOT" ] || [ -n "$CHECKPOINT" ]; then
     fi
     PRESET=paper
     OUT=${OUT:-runs/paper}
-    GRID_ARGS=(--preset paper --backbone sam_vit_h --data-root "$DATA_ROOT" --checkpoint "$CHECKPOINT")
+    GRID_ARGS=(--preset paper --backbone sam_vit_h --data-root "$DATA_ROOT" --checkpoint "$CHECKPOINT" --save-predictions 2)
 else
     PRESET=smoke
     OUT=${OUT:-runs/smoke}
-    GRID_ARGS=(--preset smoke)
+    GRID_ARGS=(--preset smoke --save-predictions 2)
 fi
 
-# The smoke grid is 252 small CPU runs (12 method rows, zero-shot included): JOBS shards run side
-# by side (one thread each), writing into one folder; `run --shard K/N` gives each a disjoint share.
-# The paper preset runs one job (use `torchrun` or a SLURM array for more, see the README).
+# --save-predictions 2: two test images per test set and run, for the report's qualitative figure.
+# The smoke grid is 324 small CPU runs (12 method rows, zero-shot included, x 9 domains x 3 seeds):
+# JOBS shards run side by side (one thread each), writing into one folder; `run --shard K/N` gives
+# each a disjoint share. The paper preset runs one job (use `torchrun` or a SLURM array for more,
+# see the README).
 if [ "$PRESET" = smoke ]; then JOBS=${JOBS:-$(nproc 2>/dev/null || echo 1)}; else JOBS=${JOBS:-1}; fi
 if [ "$PRESET" = smoke ]; then
     # The SAM every smoke run fine-tunes, built here once with its own progress bar (about 1.5

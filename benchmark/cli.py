@@ -15,7 +15,7 @@ from benchmark.core.errors import BenchError
 
 _COMMAND_MODULES = (
     "benchmark.listing",
-    "benchmark.model.params",
+    "benchmark.params",
     "benchmark.report.evaluate",
     "benchmark.data.cli",
     "benchmark.model.checkpoints",
@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "benchmark.report.tables",
     "benchmark.report.compare",
     "benchmark.report.report",
+    "benchmark.report.figures",
     "benchmark.perf.cli",
 )
 

@@ -20,22 +20,37 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.core.errors import BenchError
+from benchmark.core.options import apply_overrides
 from benchmark.core.registry import Registry
 
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """A registered method and what it declares about itself (the one home of these facts).
+
+    ``families``: backbone families it is defined for ("sam": segment-anything ViT, "sam2": Hiera).
+    ``pretrained``: starts from the pretrained checkpoint (False: random init, no checkpoint read).
+    ``trains_decoder``: the decoder-only part trains alongside (False: the method replaces it).
+    ``unfreezes``: glob patterns of the model's own parameter names it makes trainable beyond
+    the decoder-only part (BitFit the encoder biases; from scratch everything).
+    ``adds_parameters``: it injects new trainable modules.
+    ``trains``: False for a reference row that leaves nothing trainable (zero-shot): the engine
+    evaluates it without an epoch, and training-step checks and timings leave it out.
+    """
+
     key: str
     config_cls: type
     apply: Callable[[Any, Any], None]
-    families: tuple[str, ...] = ("sam", "sam2")  # backbone families the method is defined for
-    trains: bool = True  # False: a reference row that trains nothing (zero-shot); step checks skip it
+    families: tuple[str, ...] = ("sam", "sam2")
+    pretrained: bool = True
+    trains_decoder: bool = True
+    unfreezes: tuple[str, ...] = ()
+    adds_parameters: bool = True
+    trains: bool = True
 
     @property
     def doc(self) -> str:
@@ -47,14 +62,11 @@ METHODS: Registry[MethodSpec] = Registry("method")
 
 
 def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = ("sam", "sam2"),
-                    trains: bool = True) -> Callable:
-    """Decorator registering ``apply(model, cfg)`` under ``key``; rejects duplicate or bad keys.
-
-    ``families``: the backbone families ("sam": segment-anything ViT, "sam2": Hiera) the method is
-    defined for; building it on another is refused before any model is built. ``trains=False``
-    declares a reference row that leaves nothing trainable: the engine evaluates it without an
-    epoch, and training-step checks and timings leave it out.
-    """
+                    pretrained: bool = True, trains_decoder: bool = True, unfreezes: tuple[str, ...] = (),
+                    adds_parameters: bool = True, trains: bool = True) -> Callable:
+    """Decorator registering ``apply(model, cfg)`` under ``key`` with its declarations
+    (:class:`MethodSpec`); rejects duplicate or bad keys. Building a method on a backbone family it
+    does not declare is refused before any model is built."""
     if not (dataclasses.is_dataclass(config_cls) and config_cls.__dataclass_params__.frozen):
         raise TypeError(f"method {key!r}: config {config_cls.__name__} must be a frozen dataclass")
     unknown = set(families) - {"sam", "sam2"}
@@ -62,43 +74,18 @@ def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = (
         raise TypeError(f"method {key!r}: families must be among 'sam', 'sam2', got {families}")
 
     def wrap(fn: Callable) -> Callable:
-        METHODS.register(key, MethodSpec(key, config_cls, fn, tuple(families), trains))
+        METHODS.register(key, MethodSpec(key, config_cls, fn, tuple(families), pretrained, trains_decoder,
+                                          tuple(unfreezes), adds_parameters, trains))
         return fn
 
     return wrap
 
 
-def _convert(text: str, typ: Any, name: str) -> Any:
-    origin = typing.get_origin(typ)
-    if typ is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise BenchError(f"option {name}: expected true/false, got {text!r}")
-    if origin is tuple:
-        (inner, *_rest) = typing.get_args(typ)
-        return tuple(_convert(t.strip(), inner, name) for t in text.split(",") if t.strip())
-    try:
-        return typ(text)
-    except (TypeError, ValueError):
-        raise BenchError(f"option {name}: cannot read {text!r} as {getattr(typ, '__name__', typ)}") from None
-
-
 def make_config(key: str, overrides: dict[str, str] | None = None) -> Any:
-    """The method's default config with ``overrides`` (strings, as from ``--set k=v``) applied."""
+    """The method's default config with ``overrides`` (strings, as from ``--set k=v``) parsed,
+    range-checked and applied (:mod:`benchmark.core.options`)."""
     spec = METHODS.get(key)
-    hints = typing.get_type_hints(spec.config_cls)
-    cfg = spec.config_cls()
-    if not overrides:
-        return cfg
-    unknown = [k for k in overrides if k not in hints]
-    if unknown:
-        raise BenchError(
-            f"method {key}: unknown option {unknown[0]!r}; valid: {', '.join(hints) or '(none)'}"
-        )
-    values = {k: _convert(v, hints[k], f"{key}.{k}") for k, v in overrides.items()}
-    return dataclasses.replace(cfg, **values)
+    return apply_overrides(spec.config_cls(), overrides or {}, owner=key)
 
 
 def config_fields(key: str) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from benchmark.core.options import option
 from methods import register_method
 from methods.layers import BottleneckAdapter
 
 
 @dataclass(frozen=True)
 class AdapterConfig:
-    bottleneck: int = 2
+    bottleneck: int = option(2, min=1, help="adapter bottleneck width m")
     bias: bool = True
 
 

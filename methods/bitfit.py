@@ -18,7 +18,7 @@ class BitFitConfig:
     """No options."""
 
 
-@register_method("bitfit", BitFitConfig)
+@register_method("bitfit", BitFitConfig, unfreezes=("sam.image_encoder.*bias",), adds_parameters=False)
 def apply_bitfit(model, cfg: BitFitConfig) -> None:
     """Unfreeze the encoder parameters whose name ends in ``bias``."""
     for name, p in model.view.encoder_parameters():

@@ -2,7 +2,7 @@
 
 Paper: Zhong, Tang, He, Fang, Yuan, "Convolution Meets LoRA: Parameter Efficient Finetuning for
 Segment Anything Model", ICLR 2024 (arXiv 2401.17868); semantics of the official implementation
-(AutoGluon MultiModal ``ConvLoRALinear``), as recorded in REFERENCE.md.
+(AutoGluon MultiModal ``ConvLoRALinear``), as recorded in docs/FIDELITY.md#lora-and-conv-lora.
 
 Injected: the fused ``qkv`` Linear of every image-encoder block. With x of shape (N, H, W, C)
 (N counts windows in windowed blocks, H = W = 14 there; 64 in global blocks for ViT-H):
@@ -12,6 +12,13 @@ Injected: the fused ``qkv`` Linear of every image-encoder block. With x of shape
     z' = z + E_i(z),  E_i = resize_back(GELU(Conv3x3(resize(z, x i))))   (bicubic; i = 1: no resize)
     out = qkv(x) + (alpha / r) z' B^T
 The chosen expert's output is added to z, not multiplied by the gate (as the official code).
+Resampling: bicubic by an integer factor (align_corners=False, borders clamped) and back is a
+fixed linear map per axis, so each expert applies it as ``rows @ z @ cols^T`` with (sH x H) and
+(H x sH) matrices read once off ``F.interpolate`` itself and cached per (size, scale, device,
+dtype) (:func:`bicubic_matrix`). The result equals the official ``F.interpolate`` calls up to
+float summation order (tested: fp32 within 1e-5, fp64 within 1e-12, forward and gradients, scales
+1-8 at 3, 8, 14 and 64). Why: its backward is a matmul too (no atomic scatter-adds), and under
+autocast it runs in the 16-bit dtype, where CUDA autocast returned interpolation in float32.
 Balancing loss per layer: coef * (cv2(importance) + cv2(load)), importance = gates summed over
 the batch, load = the smooth probability of being in the top-k under the noise (training) or the
 routed counts (evaluation), cv2(x) = var(x) / (mean(x)^2 + 1e-10) with unbiased variance. Each
@@ -25,11 +32,13 @@ Checked against the reference code (AutoGluon MultiModal ``conv_lora/adaptation_
 from the globally pooled rank-r map, ``multiply_by_gates=False``. The reference recombines expert
 outputs in log space (log of summed exp); for top-1 that is E_i(z) itself up to float rounding
 (GELU's output is >= -0.17, so exp never underflows), and we add E_i(z) directly.
-Deviations: none known.
+Deviations: none known. In eval mode each layer counts the samples routed to each expert
+(``expert_counts``; a sample is a window in windowed blocks), which the run records as ``expert_usage``.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -37,8 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.core.errors import BenchError
+from benchmark.core.options import option
 from methods import register_method
-from methods.layers import LoRALinear
+from methods.layers import EXPERT_COUNTS, LoRALinear
 
 
 @dataclass(frozen=True)
@@ -49,12 +59,17 @@ class ConvLoRAConfig:
     is ``--set conv_lora.scales=1,2,4`` and the like.
     """
 
-    rank: int = 3
-    alpha: float = 32.0
-    scales: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
-    top_k: int = 1
-    balance_coef: float = 1e-2
+    rank: int = option(3, min=1)
+    alpha: float = option(32.0, gt=0)
+    scales: tuple[int, ...] = option((1, 2, 3, 4, 5, 6, 7, 8), min=1)
+    top_k: int = option(1, min=1)
+    balance_coef: float = option(1e-2, min=0)
     noisy_gating: bool = True
+
+    def __post_init__(self) -> None:
+        if self.top_k > len(self.scales):
+            raise BenchError(f"option conv_lora.top_k: {self.top_k} is not allowed; expected at most the "
+                             f"number of experts ({len(self.scales)})")
 
 
 def cv_squared(x: torch.Tensor) -> torch.Tensor:
@@ -79,6 +94,43 @@ def prob_in_top_k(clean: torch.Tensor, noisy: torch.Tensor, std: torch.Tensor, t
     return torch.where(is_in, p_in, p_out)
 
 
+@functools.cache
+def bicubic_matrix(n: int, scale: int, up: bool, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """One axis of ``F.interpolate(mode="bicubic", align_corners=False)`` as a matrix.
+
+    ``up``: length n -> scale * n with ``scale_factor=scale``, a (scale * n, n) matrix; else
+    scale * n -> n with ``size=n``, (n, scale * n). Read off by interpolating an identity basis
+    with the same call (the other axis kept at length 1, which bicubic maps onto itself exactly:
+    its weights are then 0, 1, 0, 0), so the entries are the kernel's own weights, border
+    clamping included. Cached per (n, scale, direction, device, dtype): a few KiB each.
+    """
+    n_in = n if up else n * scale
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    # A plain tensor whatever the caller's mode: inference tensors cannot be saved for backward,
+    # and autocast must not round the weights.
+    with torch.inference_mode(False), torch.no_grad(), torch.autocast(device.type, enabled=False):
+        basis = torch.eye(n_in, device=device, dtype=work).reshape(n_in, 1, n_in, 1)
+        if up:
+            out = F.interpolate(basis, scale_factor=(scale, 1), mode="bicubic", align_corners=False)
+        else:
+            out = F.interpolate(basis, size=(n, 1), mode="bicubic", align_corners=False)
+        return out.reshape(n_in, -1).t().to(dtype).contiguous()
+
+
+def bicubic_resample(z: torch.Tensor, scale: int, *, up: bool) -> torch.Tensor:
+    """(N, r, H, W) -> (N, r, sH, sW) (``up``) or (N, r, H/s, W/s): rows @ z @ cols^T.
+
+    Equals ``F.interpolate(z, scale_factor=s)`` / ``F.interpolate(z, size=(H/s, W/s))`` (bicubic,
+    align_corners=False) up to float summation order; the backward is two matmuls as well.
+    """
+    h, w = z.shape[-2:]
+    if not up:
+        h, w = h // scale, w // scale
+    rows = bicubic_matrix(h, scale, up, z.device, z.dtype)
+    cols = rows if w == h else bicubic_matrix(w, scale, up, z.device, z.dtype)
+    return rows @ z @ cols.t()
+
+
 class ConvExpert(nn.Module):
     """Resize by ``scale`` (bicubic), Conv3x3(r, r) + GELU, resize back; (N, r, H, W) -> same."""
 
@@ -92,10 +144,21 @@ class ConvExpert(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.scale == 1:
             return F.gelu(self.conv(z))
-        size = z.shape[-2:]
-        y = F.interpolate(z, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        y = F.gelu(self.conv(y))
-        return F.interpolate(y, size=size, mode="bicubic", align_corners=False)
+        y = F.gelu(self.conv(bicubic_resample(z, self.scale, up=True)))
+        return bicubic_resample(y, self.scale, up=False)
+
+
+def official_expert(expert: ConvExpert, z: torch.Tensor) -> torch.Tensor:
+    """``expert``'s computation as the reference code writes it, with ``F.interpolate``.
+
+    (N, r, H, W) -> same. Not used in training: the equality tests and ``bench layers`` (the
+    "before" side) compare :class:`ConvExpert` against it.
+    """
+    if expert.scale == 1:
+        return F.gelu(expert.conv(z))
+    y = F.interpolate(z, scale_factor=expert.scale, mode="bicubic", align_corners=False)
+    y = F.gelu(expert.conv(y))
+    return F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
 
 
 class MoEConv(nn.Module):
@@ -115,6 +178,9 @@ class MoEConv(nn.Module):
         self.w_noise = nn.Parameter(torch.zeros(cfg.rank, len(cfg.scales), device=device))
         self.experts = nn.ModuleList(ConvExpert(cfg.rank, s, device) for s in cfg.scales)
         self.aux_loss: torch.Tensor | None = None
+        # Evaluation counts (not trained, not saved): which scale each sample chose, per layer.
+        self.register_buffer(EXPERT_COUNTS, torch.zeros(len(cfg.scales), dtype=torch.long, device=device),
+                             persistent=False)
 
     def gate(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``pooled`` (N, r) -> (gates (N, E) with one weight 1 per row, load (E,))."""
@@ -141,11 +207,15 @@ class MoEConv(nn.Module):
         self.aux_loss = self.coef * (cv_squared(gates.sum(0)) + cv_squared(load))
         out = torch.zeros_like(zc)
         routed = gates > 0
+        if not self.training:
+            self.expert_counts += routed.sum(0)
         for i, expert in enumerate(self.experts):
             rows = routed[:, i].nonzero(as_tuple=True)[0]
             if rows.numel():
-                # z's dtype wins: CUDA autocast returns the experts' bicubic resampling in float32
-                # while z is 16-bit, and index_add refuses mixed dtypes (docs/FIDELITY.md, "GPU").
+                # z's dtype wins: index_add refuses mixed dtypes, and with F.interpolate CUDA
+                # autocast returned the experts' output in float32 while z was 16-bit
+                # (docs/FIDELITY.md#gpu-autocast). The matmul resampling now keeps 16 bits; the
+                # cast stays as a guard.
                 out = out.index_add(0, rows, expert(zc.index_select(0, rows)).to(out.dtype))
         return (zc + out).permute(0, 2, 3, 1)
 

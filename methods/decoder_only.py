@@ -19,6 +19,6 @@ class DecoderOnlyConfig:
     """No options: the segmentation model's own trainable set is the method."""
 
 
-@register_method("decoder_only", DecoderOnlyConfig)
+@register_method("decoder_only", DecoderOnlyConfig, adds_parameters=False)
 def apply_decoder_only(model, cfg: DecoderOnlyConfig) -> None:
     """Leave the model as built: encoder, prompt encoder and IoU head frozen."""

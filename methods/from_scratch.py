@@ -40,7 +40,7 @@ def reinitialise(module: nn.Module) -> None:
             p.zero_()
 
 
-@register_method("from_scratch", FromScratchConfig)
+@register_method("from_scratch", FromScratchConfig, pretrained=False, unfreezes=("*",), adds_parameters=False)
 def apply_from_scratch(model, cfg: FromScratchConfig) -> None:
     """Re-initialise SAM and unfreeze every parameter."""
     if next(model.parameters()).device.type != "meta":

@@ -1,24 +1,51 @@
-"""Layers shared by several methods: a LoRA-wrapped linear, a bottleneck adapter, a scale-and-shift."""
+"""Layers shared by several methods: a LoRA-wrapped linear, a bottleneck adapter, a scale-and-shift,
+and segment-anything's encoder attention through SDPA (chosen by ``benchmark.model.attention``)."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
+from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 from torch import nn
+
+# A routing layer (Conv-LoRA's MoEConv) keeps a non-persistent buffer of this name: samples sent to
+# each expert in eval mode. Not in state dicts, so checkpoints and resume states are unchanged.
+EXPERT_COUNTS = "expert_counts"
+
+
+def reset_expert_counts(model: nn.Module) -> None:
+    for module in model.modules():
+        counts = getattr(module, EXPERT_COUNTS, None)
+        if isinstance(counts, torch.Tensor):
+            counts.zero_()
+
+
+def expert_counts(model: nn.Module) -> list[list[int]] | None:
+    """Per routing layer (module order: encoder depth), samples routed to each expert since the
+    last reset; None for a model without routing layers."""
+    rows = [getattr(m, EXPERT_COUNTS).tolist() for m in model.modules()
+            if isinstance(getattr(m, EXPERT_COUNTS, None), torch.Tensor)]
+    return rows or None
 
 
 class LoRALinear(nn.Module):
-    """``base(x) + (alpha / r) * B(mid(A(x)))`` around a frozen ``base`` Linear.
+    """``base(x) + (alpha / r) * Dropout(B(mid(A(x))))`` around a frozen ``base`` Linear.
 
-    A: (r, in) Kaiming-uniform (a = sqrt(5), nn.Linear's own init); B: (out, r) zeros, so the
-    wrapped layer equals ``base`` at initialisation. ``mid`` acts on the rank-r map (identity for
-    plain LoRA, the MoE-conv step for Conv-LoRA) and sees the input's leading shape, e.g.
-    (N, H, W, r) inside a SAM attention block.
+    A: (r, in), ``init="kaiming"``: Kaiming-uniform (a = sqrt(5), nn.Linear's own init, as the
+    Conv-LoRA code) or ``init="normal"``: N(0, 1/r) elementwise (SAM2LoRA's code); B: (out, r)
+    zeros, so the wrapped layer equals ``base`` at initialisation. ``mid`` acts on the rank-r map
+    (identity for plain LoRA, the MoE-conv step for Conv-LoRA) and sees the input's leading shape,
+    e.g. (N, H, W, r) inside a SAM attention block. ``dropout`` acts on the LoRA branch's output
+    (where SAM2LoRA puts it; 0 = none, the Conv-LoRA setting).
     """
 
-    def __init__(self, base: nn.Linear, *, rank: int, alpha: float, mid: nn.Module | None = None) -> None:
+    def __init__(self, base: nn.Linear, *, rank: int, alpha: float, mid: nn.Module | None = None,
+                 init: str = "kaiming", dropout: float = 0.0) -> None:
         super().__init__()
+        if init not in ("kaiming", "normal"):
+            raise ValueError(f"LoRALinear init must be 'kaiming' or 'normal', got {init!r}")
         self.base = base
         self.rank = rank
         self.scaling = alpha / rank
@@ -26,12 +53,16 @@ class LoRALinear(nn.Module):
         self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, **factory))
         self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, **factory))
         self.mid = mid if mid is not None else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         if self.lora_a.device.type != "meta":
-            nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+            if init == "kaiming":
+                nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+            else:
+                nn.init.normal_(self.lora_a, std=rank**-0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.mid(x @ self.lora_a.t())
-        return self.base(x) + self.scaling * (z @ self.lora_b.t())
+        return self.base(x) + self.scaling * self.dropout(z @ self.lora_b.t())
 
 
 class BottleneckAdapter(nn.Module):
@@ -74,3 +105,47 @@ class ScaleShift(nn.Module):
         shape = [1] * y.dim()
         shape[self.channel_dim] = -1
         return y * self.gamma.view(shape) + self.beta.view(shape)
+
+
+def rel_pos_bias(
+    q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
+    """segment-anything's decomposed relative-position bias as a dense additive mask.
+
+    ``q``: (B', H * W, d) unscaled queries (B' = batch x heads); returns (B', H * W, H * W):
+    entry [(y, x), (y', x')] = q_yx . Rh[y, y'] + q_yx . Rw[x, x'], exactly the two terms
+    ``add_decomposed_rel_pos`` adds to the scores, from the same einsums.
+    """
+    h, w = size
+    rh = get_rel_pos(h, h, rel_pos_h)
+    rw = get_rel_pos(w, w, rel_pos_w)
+    b, _, d = q.shape
+    r_q = q.reshape(b, h, w, d)
+    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
+    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
+    return (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(b, h * w, h * w)
+
+
+class SDPAAttention(Attention):
+    """segment-anything's ``Attention`` computed by ``F.scaled_dot_product_attention``.
+
+    (B, H, W, C) in and out, as the parent. Never constructed: ``set_attention``
+    (:mod:`benchmark.model.attention`) gives an existing ``Attention`` this class, so it holds
+    exactly the parent's parameters. The relative-position bias becomes SDPA's additive mask.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        heads = self.num_heads
+        # (3, B, heads, N, d): SDPA takes the heads as a batch dimension, no reshape to B * heads.
+        q, k, v = self.qkv(x).reshape(b, h * w, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        bias = None
+        if self.use_rel_pos:
+            flat_q = q.reshape(b * heads, h * w, -1)
+            bias = rel_pos_bias(flat_q, self.rel_pos_h, self.rel_pos_w, (h, w))
+            # SDPA refuses a float mask of another dtype than the queries'; under autocast the
+            # einsums' dtype follows the autocast policy, not q's.
+            bias = bias.view(b, heads, h * w, h * w).to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        out = out.permute(0, 2, 1, 3).reshape(b, h, w, -1)
+        return self.proj(out)

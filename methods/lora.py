@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.core.options import option
 from methods import register_method
 from methods.layers import LoRALinear
 
 
 @dataclass(frozen=True)
 class LoRAConfig:
-    rank: int = 3
-    alpha: float = 32.0
-    targets: tuple[str, ...] = ("qkv",)  # block roles to wrap: qkv, proj, fc1, fc2
+    rank: int = option(3, min=1)
+    alpha: float = option(32.0, gt=0)
+    targets: tuple[str, ...] = option(("qkv",), choices=("qkv", "proj", "fc1", "fc2"))  # block roles to wrap
 
 
 @register_method("lora", LoRAConfig)

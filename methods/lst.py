@@ -10,8 +10,8 @@ last-block output before the (frozen) neck, so the model equals SAM at init. Bac
 enter the ladders detached: as in LST, no gradient flows through the frozen backbone, which is
 the method's memory saving. Trainable: decoder-only part + side blocks, ladders, gates, up-projection.
 Size: the paper does not publish its LST configuration and prints 11.49M / 1.77%. No natural
-width reproduces that (REFERENCE.md: 9.49M at r = 16, 15.44M at r = 10 for their counting);
-we implement the published design at reduction 13 (w = 98, 14 heads of 7), the natural
+width reproduces that (docs/FIDELITY.md#trainable-parameters: 9.49M at r = 16, 15.44M at r = 10
+for their counting); we implement the published design at reduction 13 (w = 98, 14 heads of 7), the natural
 size nearest the paper's, and print the paper's value beside ours (`sam-peft-bench params`).
 Deviations: LST initialises the side network from a structurally pruned copy of the backbone;
 we use segment-anything's own random init for the side blocks (pruning needs pretrained weights
@@ -27,14 +27,15 @@ import torch
 from segment_anything.modeling.image_encoder import Block
 from torch import nn
 
+from benchmark.core.options import option
 from methods import register_method
 
 
 @dataclass(frozen=True)
 class LSTConfig:
-    reduction: int = 13
-    heads: int = 14
-    temperature: float = 0.1
+    reduction: int = option(13, min=1)
+    heads: int = option(14, min=1)
+    temperature: float = option(0.1, gt=0)
 
 
 class SideNetwork(nn.Module):

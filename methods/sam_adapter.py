@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.core.options import option
 from methods import register_method
 
 
 @dataclass(frozen=True)
 class SAMAdapterConfig:
-    scale: int = 16
-    freq_rate: float = 0.25
+    scale: int = option(16, min=1)
+    freq_rate: float = option(0.25, gt=0, lt=1)
 
 
 def high_frequency(images: torch.Tensor, rate: float) -> torch.Tensor:

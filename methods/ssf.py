@@ -6,7 +6,8 @@ attention projection, both MLP linears and both LayerNorms; the patch embedding;
 of SAM's neck (conv, LayerNorm2d, conv, LayerNorm2d). Trainable: decoder-only part + gammas and
 betas: ViT-H 32 x 28,160 + 2,560 + 2,048 = 905,728 -> 4,411,264 (4.41M / 0.69%).
 Size: the paper prints 4.42M; no natural SSF placement gives exactly that, and we do not contort
-the design to hit a number (REFERENCE.md): ours is 0.01M short. The ratio (0.69%) matches.
+the design to hit a number (docs/FIDELITY.md#trainable-parameters): ours is 0.01M short. The ratio
+(0.69%) matches.
 Deviations: SSF merges the scales into the frozen weights after training (re-parameterisation);
 we keep them separate (same function, no speed-up at inference).
 """

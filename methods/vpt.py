@@ -10,6 +10,9 @@ the attention as extra keys and values (through the frozen qkv projection, with 
 position bias); only the spatial tokens are queried and passed on. In VPT-deep the prompt tokens'
 own outputs are discarded at the next block anyway, so for the spatial tokens this is exactly
 VPT-deep's computation. Deviation: none beyond this adaptation to windowed attention.
+Attention backend: segment-anything's computation, or with ``attention=sdpa``
+(:mod:`benchmark.model.attention`) the same through ``F.scaled_dot_product_attention``, the
+relative-position bias as its additive mask with zeros in the prompt columns.
 """
 
 from __future__ import annotations
@@ -18,15 +21,18 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from segment_anything.modeling.image_encoder import add_decomposed_rel_pos
 from torch import nn
 
+from benchmark.core.options import option
 from methods import register_method
+from methods.layers import SDPAAttention, rel_pos_bias
 
 
 @dataclass(frozen=True)
 class VPTConfig:
-    tokens: int = 12
+    tokens: int = option(12, min=1)
 
 
 class PromptedAttention(nn.Module):
@@ -45,19 +51,43 @@ class PromptedAttention(nn.Module):
         a = self.attn
         n, h, w, _ = x.shape
         heads = a.num_heads
-        qkv = a.qkv(x).reshape(n, h * w, 3, heads, -1).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.reshape(3, n * heads, h * w, -1).unbind(0)
+        qkv = a.qkv(x).reshape(n, h * w, 3, heads, -1).permute(2, 0, 3, 1, 4)  # (3, N, heads, HW, d)
         p = self.prompts.shape[0]
         pkv = a.qkv(self.prompts).reshape(p, 3, heads, -1)[:, 1:].permute(1, 2, 0, 3)  # (2, heads, P, d)
+        if isinstance(a, SDPAAttention):
+            out = self._sdpa(qkv, pkv, (h, w))
+        else:
+            out = self._sam(qkv, pkv, (h, w))
+        return a.proj(out.permute(0, 2, 1, 3).reshape(n, h, w, -1))
+
+    def _sam(self, qkv: torch.Tensor, pkv: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """segment-anything's computation, prompts prepended; (N, heads, HW, d)."""
+        a = self.attn
+        _, n, heads, hw, _ = qkv.shape
+        p = pkv.shape[2]
+        q, k, v = qkv.reshape(3, n * heads, hw, -1).unbind(0)
         pk = pkv[0].unsqueeze(0).expand(n, -1, -1, -1).reshape(n * heads, p, -1)
         pv = pkv[1].unsqueeze(0).expand(n, -1, -1, -1).reshape(n * heads, p, -1)
         attn = (q * a.scale) @ k.transpose(-2, -1)
         if a.use_rel_pos:
-            attn = add_decomposed_rel_pos(attn, q, a.rel_pos_h, a.rel_pos_w, (h, w), (h, w))
+            attn = add_decomposed_rel_pos(attn, q, a.rel_pos_h, a.rel_pos_w, size, size)
         attn = torch.cat([(q * a.scale) @ pk.transpose(-2, -1), attn], dim=-1).softmax(dim=-1)
-        out = attn @ torch.cat([pv, v], dim=1)
-        out = out.view(n, heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(n, h, w, -1)
-        return a.proj(out)
+        return (attn @ torch.cat([pv, v], dim=1)).view(n, heads, hw, -1)
+
+    def _sdpa(self, qkv: torch.Tensor, pkv: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The same through ``F.scaled_dot_product_attention``; (N, heads, HW, d)."""
+        a = self.attn
+        q, k, v = qkv.unbind(0)
+        n, heads, hw, _ = q.shape
+        p = pkv.shape[2]
+        keys = torch.cat([pkv[0].expand(n, -1, -1, -1), k], dim=2)  # (N, heads, P + HW, d)
+        values = torch.cat([pkv[1].expand(n, -1, -1, -1), v], dim=2)
+        bias = None
+        if a.use_rel_pos:
+            rel = rel_pos_bias(q.reshape(n * heads, hw, -1), a.rel_pos_h, a.rel_pos_w, size)
+            # Prompt columns carry no relative position: a zero bias, as in the computation above.
+            bias = F.pad(rel.view(n, heads, hw, hw), (p, 0)).to(q.dtype)
+        return F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=a.scale)
 
 
 @register_method("vpt", VPTConfig, families=("sam",))

@@ -21,7 +21,7 @@ class ZeroShotConfig:
     """No options."""
 
 
-@register_method("zero_shot", ZeroShotConfig, trains=False)
+@register_method("zero_shot", ZeroShotConfig, trains=False, trains_decoder=False, adds_parameters=False)
 def apply_zero_shot(model, cfg: ZeroShotConfig) -> None:
     """Freeze every parameter, including the decoder-only part and our own tokens."""
     for p in model.parameters():

@@ -2,17 +2,28 @@
 
 ``create_metric(key)`` builds one accumulator, ``MetricSuite(keys)`` several; each accumulator has
 ``update(pred, gt)``, ``compute() -> {key: value}``, ``reset()``, ``merge(other)`` and
-``higher_is_better``. Importing this package registers every metric module listed below.
+``higher_is_better`` (the one home of a metric's direction). Importing this package imports every
+module in it, so a new metric is one file whose class carries ``@register_metric``; the listing
+order is the modules' alphabetical order.
 """
 
-# isort: off
-# Importing a module registers its metrics; this order is the listing order of ``METRICS.keys()``.
-from metrics import sod, wfm, overlap, confusion, auc  # noqa: F401
+import importlib
+import pkgutil
 
-# isort: on
 from metrics.base import Metric, MetricValue, PerImageMean
 from metrics.registry import METRICS, create_metric, register_metric
 from metrics.suite import MetricSuite
+
+_INFRASTRUCTURE = {"base", "registry", "suite"}
+
+
+def _import_all() -> None:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if not info.name.startswith("_") and info.name not in _INFRASTRUCTURE:
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_all()
 
 __all__ = [
     "METRICS",

@@ -1,4 +1,6 @@
-"""Pixel-level ROC-AUC for binary segmentation (the SAM2LoRA fundus tables), in constant memory."""
+"""Pixel-level ROC-AUC for binary segmentation, in constant memory: pooled over the dataset
+(``auc``) and per image then averaged (``auc_img``, the SAM2LoRA fundus tables;
+docs/FIDELITY.md#sam2lora-metrics)."""
 
 from __future__ import annotations
 
@@ -73,3 +75,70 @@ class PixelAUC:
     def merge(self, other: PixelAUC) -> None:
         self.pos += other.pos
         self.neg += other.neg
+
+
+def image_auc(pred: np.ndarray, gt: np.ndarray) -> float | None:
+    """Exact ROC-AUC of one image's pixels, ``pred`` (H, W) scores and ``gt`` (H, W) bool:
+    (#(pos, neg) pairs with s_pos > s_neg + 1/2 #pairs with s_pos = s_neg) / (P N), the
+    Mann-Whitney U over P positive and N negative pixels; equals scikit-learn's ``roc_auc_score``.
+
+    None when ``gt`` holds one class: the AUC is undefined there (scikit-learn raises, newer
+    versions return NaN with a warning). No quantisation: confident maps put most pixels within
+    1e-5 of 0 or 1, where the 16 bits of the pooled histogram would merge them into ties.
+    """
+    n_pos = int(np.count_nonzero(gt))
+    n_neg = gt.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    neg = np.sort(pred[~gt])
+    pos = pred[gt]
+    # left: negatives strictly below a positive; right - left: negatives tied with it.
+    twice_u = int(np.searchsorted(neg, pos, "left").sum()) + int(np.searchsorted(neg, pos, "right").sum())
+    return twice_u / 2 / (n_pos * n_neg)
+
+
+@register_metric
+class ImageAUC:
+    """``auc_img``: ROC-AUC of each image's pixels (``image_auc``), averaged over the images whose
+    GT holds both classes. The SAM2LoRA authors call ``roc_auc_score`` on each image's
+    probabilities (GitHub sayanmndl21/SAM2LoRA, commit 4dd3cde, ``utils/eval_metrics.py`` line 29).
+
+    Images whose GT is all background or all foreground: the authors' code has no answer (the
+    exception is not caught, so their evaluation stops; a recent scikit-learn warns and returns
+    NaN instead, which makes the dataset mean NaN), and none is in their test sets (their loader
+    skips an image whose GT has no box). Here such an image is left out of the mean, which is then
+    the mean over the images where the AUC is defined; when no image defines it the result is 0.5
+    (chance, as ``auc``), so a record never holds NaN. Sufficient statistics: the sum of defined
+    AUCs, their count and the image count; memory constant in the number of images, the ranking
+    itself needs O(pixels) for one image at a time.
+    """
+
+    keys: ClassVar[tuple[str, ...]] = ("auc_img",)
+    higher_is_better: ClassVar[bool] = True
+    task: ClassVar[str] = "binary"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def update(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        pred, gt = check_binary(pred, gt)
+        value = image_auc(pred, gt)
+        if value is not None:
+            self.total += value
+            self.defined += 1
+        self.images += 1
+
+    def compute(self) -> dict[str, MetricValue]:
+        if self.images == 0:
+            raise BenchError("metric auc_img: compute() called before any update()")
+        return {"auc_img": self.total / self.defined if self.defined else 0.5}
+
+    def reset(self) -> None:
+        self.total = 0.0
+        self.defined = 0
+        self.images = 0
+
+    def merge(self, other: ImageAUC) -> None:
+        self.total += other.total
+        self.defined += other.defined
+        self.images += other.images

@@ -1,5 +1,5 @@
 """Multi-class segmentation metrics (Trans10K, Trans2Seg protocol): one confusion matrix pooled
-over the whole test set gives pixel accuracy, per-class IoU and mIoU."""
+over the whole test set gives pixel accuracy, per-class IoU and mIoU (docs/FIDELITY.md#metrics)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 All three are computed per image and averaged over images, as the official code does (it loops
 torchmetrics over the images of the test set). Thresholds follow it exactly: torchmetrics binarises
-``pred > 0.5`` for IoU/Dice; the BER code binarises ``pred * 255 > 125`` and ``gt * 255 > 125``.
+``pred > 0.5`` for IoU/Dice; the BER code binarises ``pred * 255 > 125`` and ``gt * 255 > 125``
+(docs/FIDELITY.md#metrics).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Protocol (py-sod-metrics' ``prepare_data``, as the Conv-LoRA evaluation calls it on
 ``sigmoid(logits) * 255``): the prediction is min-max normalised to [0, 1] when its max differs
 from its min (else used as is); the ground truth is foreground where it is > 128 on the 0..255
-scale, i.e. ``gt`` True here. All three are computed per image and averaged over images.
+scale, i.e. ``gt`` True here. All three are computed per image and averaged over images
+(docs/FIDELITY.md#metrics).
 
 A 0..255 image read from disk and divided by 255 gives exactly py-sod-metrics' numbers on that
 image. The official code hands py-sod-metrics the float map ``prob * 255`` (not rounded to uint8),

@@ -1,7 +1,8 @@
 """Weighted F-measure F_beta^w (Margolin et al., CVPR 2014) with beta^2 = 0.3, the paper's F_beta^w.
 
 Trap: py-sod-metrics 1.6.2's ``WeightedFmeasure`` defaults to ``beta=1``; the official evaluation
-uses 0.3 (its ``beta`` argument is beta^2: Q = (1 + b) R P / (R + b P)). We fix 0.3 here.
+uses 0.3 (its ``beta`` argument is beta^2: Q = (1 + b) R P / (R + b P)). We fix 0.3 here
+(docs/FIDELITY.md#metrics).
 """
 
 from __future__ import annotations

@@ -6,8 +6,10 @@ that mixes the two in an indexed or in-place op (Conv-LoRA's ``index_add`` did) 
 test and crashes on the GPU. ``benchmark.train.amp.cuda_cast_policy`` makes CPU autocast return float32
 where CUDA's would; its op list comes from PyTorch's ``aten/src/ATen/autocast_mode.h``
 (``AT_FORALL_FP32`` and ``AT_FORALL_FP32_SET_OPT_DTYPE``), torch 2.11-2.14. Without the fix, the
-Conv-LoRA cases below fail with the GPU's own error ("index_add_(): self (BFloat16) and source
-(Float) must have the same scalar type"). Registry-driven: a new method is covered as it registers.
+Conv-LoRA cases below failed with the GPU's own error ("index_add_(): self (BFloat16) and source
+(Float) must have the same scalar type") while its experts resampled with ``F.interpolate``.
+The SAM methods run once more with the encoder attention through SDPA (what ``auto`` picks on
+CUDA). Registry-driven: a new method is covered as it registers.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from benchmark.data.domains import get_domain
 from benchmark.model.backbones import BACKBONES
 from benchmark.model.factory import build_model, supports
 from benchmark.train.amp import autocast, cuda_cast_policy, resolve_precision
-from benchmark.train.engine import compute_loss, predictions
+from benchmark.train.engine import compute_loss
+from benchmark.train.evaluation import predictions
 from methods import METHODS
 
 TRAINING = [m for m in METHODS.keys() if METHODS.get(m).trains]  # a training step needs something to train
@@ -64,13 +67,14 @@ def _batch(backbone: str, *, multiclass: bool, seed: int = 0) -> dict:
     return {"image": images, "mask": (torch.rand(2, 1, size, size, generator=g) > 0.6).float()}
 
 
-def _step_under_cuda_policy(method: str, backbone: str, *, domain_key: str, dtype: torch.dtype) -> None:
+def _step_under_cuda_policy(method: str, backbone: str, *, domain_key: str, dtype: torch.dtype,
+                            attention: str = "auto") -> None:
     """One training step (forward, the domain's official loss, backward, optimiser step) and one
     evaluation forward, under CPU autocast with CUDA's cast policy; fp16 goes through a GradScaler."""
     torch.manual_seed(0)
     domain = get_domain(domain_key)
     classes = domain.num_classes if domain.task == "multiclass" else 1
-    model, _ = build_model(backbone, method, num_classes=classes)
+    model, _ = build_model(backbone, method, num_classes=classes, attention=attention)
     batch = _batch(backbone, multiclass=classes > 1)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3)
@@ -101,6 +105,11 @@ def _step_under_cuda_policy(method: str, backbone: str, *, domain_key: str, dtyp
 @pytest.mark.parametrize(("method", "backbone"), CASES)
 def test_binary_step_in_bf16_under_cuda_cast_policy(method: str, backbone: str) -> None:
     _step_under_cuda_policy(method, backbone, domain_key="polyp", dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("method", [m for m in TRAINING if supports(m, "sam_tiny")])
+def test_binary_step_in_bf16_with_sdpa_attention_under_cuda_cast_policy(method: str) -> None:
+    _step_under_cuda_policy(method, "sam_tiny", domain_key="polyp", dtype=torch.bfloat16, attention="sdpa")
 
 
 @pytest.mark.parametrize("method", TRAINING)

@@ -14,7 +14,7 @@ from benchmark.model.head import SegmentationModel
 
 
 def test_official_backbones_have_segment_anything_counts() -> None:
-    # Counts of segment_anything's own builders (REFERENCE.md: ViT-H 641,090,608).
+    # Counts of segment_anything's own builders (docs/FIDELITY.md#backbone-and-head: ViT-H 641,090,608).
     from segment_anything import sam_model_registry
 
     for key, official in (("sam_vit_b", "vit_b"), ("sam_vit_h", "vit_h")):

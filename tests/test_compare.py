@@ -18,6 +18,13 @@ PUBLISHED = {
     ("conv_lora", "trans10k"): {"trans10k": {"miou": 67.09}},  # Table 2: no std printed
 }
 
+# Provenance of a real run (official data, the ViT-H checkpoint): comparable with the paper.
+REAL = {
+    "data": {"kind": "official", "root": "/data/polyp/polyp", "splits": {}},
+    "checkpoint": {"path": "/weights/sam_vit_h_4b8939.pth", "sha256": "0" * 64, "bytes": 2_564_550_879},
+    "method_pretrained": True,
+}
+
 
 def records(shift=None, *, seeds=(1, 2, 3), preset="paper", backbone="sam_vit_h"):
     """One record per (method, domain, seed) at the published means; ``shift`` adds x100 points to a cell."""
@@ -39,6 +46,7 @@ def records(shift=None, *, seeds=(1, 2, 3), preset="paper", backbone="sam_vit_h"
                     "status": "ok",
                     "error": None,
                     "preset": preset,
+                    **REAL,
                     "metrics": values,
                     "trainable_params": 4_020_096,
                     "total_params": 641_605_168,
@@ -177,7 +185,7 @@ def test_report_smoke_banner_costs_and_verdicts(run_cli, tmp_path):
     assert "- regressed: Conv-LoRA / Kvasir / S_alpha: ours 89.0 vs 92.0" in page
     assert "| Conv-LoRA | polyp | 1 | ok | 3600.0 | 60.0 | 20480 | 4,020,096 |" in page
     assert "| Conv-LoRA | polyp | 9 | failed: CUDA out of memory |" in page
-    assert sorted(p.name for p in out_file.parent.iterdir()) == ["report.md"]  # no temp file left
+    assert sorted(p.name for p in out_file.parent.iterdir()) == ["report.md", "report_cost.png"]  # no temp file left
 
 
 def test_report_without_smoke_has_no_banner(run_cli, tmp_path):

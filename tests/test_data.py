@@ -27,7 +27,7 @@ from benchmark.data.datasets import (
 )
 from benchmark.data.domains import DOMAINS, Domain, register_domain
 from benchmark.data.synth import split_counts, synth_domain
-from benchmark.report.labels import DATASET_LABELS, TRANS10K_CLASSES
+from benchmark.report.layouts import LAYOUTS
 
 N = 4
 
@@ -63,8 +63,9 @@ EXPECTED = {  # key: (archive, test sets, val metric, higher better, test metric
 }
 
 
-def test_registry_holds_exactly_the_seven_domains():
-    assert DOMAINS.keys() == list(EXPECTED)
+def test_registry_holds_exactly_the_nine_domains():
+    """Conv-LoRA's seven, then SAM2LoRA's two fundus tasks (their entries: tests/test_fundus.py)."""
+    assert DOMAINS.keys() == [*EXPECTED, "fundus_vessel", "fundus_od"]
 
 
 @pytest.mark.parametrize("key", list(EXPECTED))
@@ -73,10 +74,12 @@ def test_domain_entry_matches_reference(key):
     archive, tests, val_metric, higher, test_metrics, loss, epochs, lr = EXPECTED[key]
     assert (d.archive, dict(d.tests), d.val_metric, d.val_higher_is_better) == (archive, tests, val_metric, higher)
     assert (d.test_metrics, d.loss, d.epochs, d.lr) == (test_metrics, loss, epochs, lr)
-    assert set(d.tests) <= set(DATASET_LABELS)
+    assert set(d.test_labels) == set(d.tests) and all(d.test_labels.values())
+    assert d.table in LAYOUTS
     assert d.splits == ("train", "val", *tests)
     if key == "trans10k":
-        assert (d.layout, d.task, d.num_classes, d.val) == ("trans10k", "multiclass", len(TRANS10K_CLASSES), "validation")
+        assert (d.layout, d.task, d.num_classes, d.val) == ("trans10k", "multiclass", 12, "validation")
+        assert d.class_names[0] == "bg" and len(d.class_names) == 12
         assert d.archive_url.endswith("unit-tests/tiny_trans10kcls12.zip")
     else:
         assert (d.layout, d.task, d.num_classes, d.train, d.val) == ("csv", "binary", 2, "train.csv", "val.csv")
@@ -101,8 +104,9 @@ def test_a_new_domain_is_one_entry(tmp_path):
     toy = register_domain(Domain(
         key="toy", archive="toy_archive", archive_url="toy_archive.zip", layout="csv",
         train="train.csv", val="val.csv", tests={"toy_a": "test_A.csv", "toy_b": "test_B.csv"},
-        task="binary", num_classes=2, val_metric="iou", val_higher_is_better=True,
+        task="binary", num_classes=2, val_metric="iou",
         test_metrics=("iou",), loss="structure", epochs=1, lr=1e-4, painter="blobs",
+        test_labels={"toy_a": "Toy A", "toy_b": "Toy B"}, table="1",
     ), reg)
     assert reg.keys() == ["toy"] and "toy" not in DOMAINS
     synth_domain(toy, tmp_path, n=3)
@@ -391,7 +395,9 @@ def test_cli_check_reports_every_problem_and_fails(tmp_path, capsys):
     captured = capsys.readouterr()
     assert all(str(p) in captured.out for p in bad) and "Traceback" not in captured.err
     assert cli.main(["data", "check", "--domain", "all", "--root", str(tmp_path / "empty")]) == 1
-    assert capsys.readouterr().out.count("not found") == len(DOMAINS)
+    out = capsys.readouterr().out
+    assert out.count("not found") == len(EXPECTED)  # one per archive domain
+    assert out.count(" missing (expected ") == 11  # one per fundus dataset, naming where it is obtained
 
 
 def test_cli_unknown_domain_is_a_one_line_error(tmp_path, capsys):
@@ -414,9 +420,9 @@ def test_decoded_samples_are_reused_and_a_rewritten_file_is_read_again(tmp_path)
 
 
 def test_decoded_cache_drops_the_least_recently_used_beyond_its_budget() -> None:
-    from benchmark.data.datasets import _DecodedCache
+    from benchmark.data.cache import DecodedCache
 
-    cache, loads = _DecodedCache(budget=2 * 8), []
+    cache, loads = DecodedCache(budget=2 * 8), []
 
     def load(key: str):
         loads.append(key)

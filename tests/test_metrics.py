@@ -20,6 +20,8 @@ from metrics.wfm import gaussian_blur_7x7, matlab_gaussian_1d, weighted_f_measur
 GOLDEN = Path(__file__).parent / "golden"
 BINARY_KEYS = [k for k in METRICS.keys() if METRICS.get(k).task == "binary"]
 ALL_KEYS = ["sm", "em", "wfm", "mae", "iou", "jaccard", "dice", "ber", "acc", "miou", "class_iou", "auc"]
+SAM2LORA_KEYS = ["acc_img", "sens", "spec", "prec", "mcc", "biou", "hd95", "auc_img"]
+ALL_KEYS += SAM2LORA_KEYS
 
 
 def score(key: str, pred, gt, **kwargs):
@@ -59,7 +61,7 @@ def test_every_key_builds_and_reports_itself(key):
 
 def test_lower_is_better_only_for_errors():
     suite = MetricSuite(BINARY_KEYS)
-    assert {k for k, up in suite.higher_is_better.items() if not up} == {"mae", "ber"}
+    assert {k for k, up in suite.higher_is_better.items() if not up} == {"mae", "ber", "hd95"}
 
 
 def test_a_new_metric_is_one_class_and_one_registration(monkeypatch):
@@ -365,3 +367,16 @@ def test_multiclass_merge_equals_one_pass():
 def test_merge_rejects_other_keys():
     with pytest.raises(ValueError, match="cannot merge"):
         MetricSuite("sm").merge(MetricSuite("mae"))
+
+
+def test_every_metric_module_is_discovered_and_registers_metrics() -> None:
+    """A new metric is one file in metrics/: discovered by import, no list to edit."""
+    import pkgutil
+
+    import metrics
+    from metrics import METRICS
+
+    modules = {f"metrics.{m.name}" for m in pkgutil.iter_modules(metrics.__path__)} - {
+        "metrics.base", "metrics.registry", "metrics.suite"}
+    registered = {METRICS.get(k).__module__ for k in METRICS.keys()}
+    assert modules == registered

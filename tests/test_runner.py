@@ -138,7 +138,7 @@ def test_shards_cover_the_grid_exactly_once() -> None:
         parts = [shard_of(keys, k, n) for k in range(1, n + 1)]
         flat = [k for p in parts for k in p]
         assert sorted(flat, key=repr) == sorted(keys, key=repr)
-        assert len(flat) == len(set(flat)) == len(METHODS) * 7 * 3
+        assert len(flat) == len(set(flat)) == len(METHODS) * len(DOMAINS) * 3
 
 
 def test_two_shards_write_the_whole_grid(data_root, tmp_path) -> None:
@@ -258,7 +258,7 @@ def test_original_resolution_protocol_scores_at_each_gt_size(data_root, tmp_path
 
 
 def test_stale_temporary_from_a_killed_writer_is_removed(tmp_path) -> None:
-    from benchmark.train.runner import remove_stale_temporaries
+    from benchmark.core.io import remove_stale_temporaries
 
     folder = tmp_path / "sam_tiny" / "sbu" / "lora"
     folder.mkdir(parents=True)

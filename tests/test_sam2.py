@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from benchmark.core.errors import BenchError
+from benchmark.model.attention import set_attention
 from benchmark.model.backbones import BackboneView, build_sam, count_parameters
 from benchmark.model.factory import build_model
 from benchmark.model.head import SegmentationModel
 from benchmark.train.losses import composite_loss, focal_tversky_loss, soft_dice_loss
 from methods import METHODS, make_config
+from methods.layers import LoRALinear
 
 CARRY_OVER = ["decoder_only", "bitfit", "adapter", "ssf", "lora", "conv_lora", "sam2lora"]
 
@@ -26,7 +28,7 @@ def sam2():
 
 
 def test_sam2_hiera_t_count_matches_the_package() -> None:
-    # REFERENCE.md: sam2 1.1.0 hiera_t with random weights has 38.96M parameters.
+    # docs/FIDELITY.md#environment: sam2 1.1.0 hiera_t with random weights has 38.96M parameters.
     total = count_parameters(build_sam("sam2_hiera_t", device="meta"))[1]
     assert round(total / 1e6, 2) == 38.96
 
@@ -63,10 +65,17 @@ def test_sam_only_methods_refuse_sam2_clearly(method: str) -> None:
         build_model("sam2_hiera_t", method, device="meta")
 
 
+def test_attention_switch_leaves_sam2_on_its_own_path(sam2) -> None:
+    model = copy.deepcopy(sam2)
+    classes = [type(m) for m in model.modules()]
+    assert set_attention(model, "sdpa") == 0
+    assert [type(m) for m in model.modules()] == classes
+
+
 def test_lora_on_sam2_equals_base_at_init(sam2) -> None:
     base = SegmentationModel(copy.deepcopy(sam2)).eval()
     adapted = SegmentationModel(copy.deepcopy(sam2)).eval()
-    METHODS.get("sam2lora").apply(adapted, make_config("sam2lora"))
+    METHODS.get("sam2lora").apply(adapted, make_config("sam2lora", {"no_mem_embed": "true"}))
     x = torch.randn(1, 3, 256, 256)
     with torch.no_grad():
         assert torch.equal(base(x).logits, adapted(x).logits)
@@ -126,3 +135,42 @@ def test_composite_loss_is_bce_plus_soft_dice_plus_focal_tversky() -> None:
     assert soft_dice_loss(tx, tg).item() == pytest.approx(dice, rel=1e-9)
     assert focal_tversky_loss(tx, tg).item() == pytest.approx(ft, rel=1e-9)
     assert composite_loss(tx, tg).item() == pytest.approx(bce + dice + ft, rel=1e-9)
+
+
+def test_sam2lora_at_the_authors_defaults_counts_7693312_on_hiera_l() -> None:
+    """Rank 64 on the 48 Hiera-L ``attn.qkv`` Linears and the decoder's 28 attention Linears."""
+    model, cfg = build_model("sam2_hiera_l", "sam2lora", device="meta")
+    trainable = [(n, p.numel()) for n, p in model.named_parameters() if p.requires_grad]
+    assert (cfg.rank, cfg.alpha_over_rank * cfg.rank, cfg.encoder_targets, cfg.dropout) == (64, 128, ("qkv",), 0.1)
+    assert sum(n for _, n in trainable) == 6_939_648 + 753_664 == 7_693_312
+    assert all("lora_" in name for name, _ in trainable)
+    assert sum("lora_a" in name and "image_encoder" in name for name, _ in trainable) == 48
+    assert sum("lora_a" in name and "mask_decoder" in name for name, _ in trainable) == 28
+
+
+def test_sam2lora_lora_form_init_dropout_and_no_mem_embed(sam2) -> None:
+    torch.manual_seed(0)
+    model = SegmentationModel(copy.deepcopy(sam2))
+    METHODS.get("sam2lora").apply(model, make_config("sam2lora"))
+    layer = next(m for m in model.modules() if isinstance(m, LoRALinear))
+    # A ~ N(0, 1/r) elementwise, as their randn * r^-1/2; B zeros.
+    assert abs(layer.lora_a.std().item() - 64**-0.5) < 0.1 * 64**-0.5
+    assert torch.count_nonzero(layer.lora_b) == 0
+    with torch.no_grad():
+        layer.lora_b.normal_()
+        x = torch.randn(4, layer.base.in_features)
+        layer.train()
+        a, b = layer(x), layer(x)
+        layer.eval()
+        c, d = layer(x), layer(x)
+    assert not torch.equal(a, b) and torch.equal(c, d)  # dropout on the LoRA branch, training only
+    expected = layer.base(x) + 2.0 * ((x @ layer.lora_a.t()) @ layer.lora_b.t())
+    assert torch.allclose(c, expected, atol=1e-5)
+    # Their SAM2Base does not add no_mem_embed; SAM2's predictor (and our head by default) does.
+    assert model.add_no_mem_embed is False
+    with torch.no_grad():
+        model.sam.no_mem_embed.normal_()
+        img = torch.randn(1, 3, 256, 256)
+        theirs = model.eval()(img).logits
+        model.add_no_mem_embed = True
+        assert not torch.equal(theirs, model(img).logits)

@@ -15,12 +15,13 @@ _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 class Registry(Generic[T]):
     """Maps lowercase snake keys to values; ``kind`` names the registry in error messages."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, pattern: str | None = None) -> None:
         self.kind = kind
+        self._key = re.compile(pattern) if pattern else _KEY  # tables are numbered: "1", "2"
         self._items: dict[str, T] = {}
 
     def register(self, key: str, value: T) -> T:
-        if not _KEY.match(key):
+        if not self._key.match(key):
             raise ValueError(f"invalid {self.kind} key {key!r}: use lowercase snake_case")
         if key in self._items:
             raise ValueError(f"duplicate {self.kind} key {key!r}")
@@ -46,6 +47,9 @@ class Registry(Generic[T]):
 
     def keys(self) -> list[str]:
         return list(self._items)
+
+    def values(self) -> list[T]:
+        return list(self._items.values())
 
     def __contains__(self, key: object) -> bool:
         return key in self._items

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmark.data.datasets import check_domain, is_synthetic
 from benchmark.data.domains import DOMAINS
-from benchmark.data.download import DEFAULT_BASE_URL, download_domain
+from benchmark.data.download import DEFAULT_BASE_URL, download_domain, no_archive_message
 from benchmark.data.synth import split_counts, synth_domain
 
 
@@ -25,7 +25,8 @@ def run_synth(*, domains: list[str], out: Path, n: int, seed: int) -> int:
 
 
 def run_check(*, domains: list[str], root: Path) -> int:
-    """Print a summary per split and every problem; 0 when all is clean, 1 otherwise."""
+    """Print a summary per split and every problem (a missing fundus dataset: its folder and where it
+    is obtained); 0 when all is clean, 1 otherwise."""
     total = 0
     for key in domains:
         summaries, problems = check_domain(key, root)
@@ -44,9 +45,20 @@ def run_check(*, domains: list[str], root: Path) -> int:
 
 
 def run_download(*, domains: list[str], root: Path, base_url: str, progress: bool = True) -> int:
+    """Download every archive; a domain without one gets one line saying where its data comes from
+    (exit 1 unless its data is already complete under ``root``)."""
+    manual = []
     for key in domains:
+        domain = DOMAINS.get(key)
+        if domain.archive_url is None:
+            if check_domain(domain, root, workers=1)[1]:
+                print(no_archive_message(domain, root), file=sys.stderr)
+                manual.append(key)
+            else:
+                print(f"{key}: already present under {root / domain.archive}", file=sys.stderr)
+            continue
         download_domain(key, root, base_url=base_url, progress=progress)
-    return 0
+    return 1 if manual else 0
 
 
 def add_commands(subparsers) -> None:

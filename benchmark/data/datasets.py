@@ -1,11 +1,13 @@
-"""Readers for the unpacked official archives: locate a domain, list a split, load and check samples.
+"""Readers for the unpacked official archives and the fundus datasets' own layouts (``fundus``):
+locate a domain, list a split, load and check samples.
 
-Preprocessing follows the official pipeline (REFERENCE.md "Backbone and head"): the RGB image is
+Preprocessing follows the official pipeline (docs/FIDELITY.md#backbone-and-head): the RGB image is
 resized to a ``size`` x ``size`` square (PIL bilinear, no aspect-preserving padding; PIL filters when
 it shrinks, as torchvision's ``Resize`` does on PIL images) and normalised with SAM's ImageNet
 mean/std on the 0..255 scale; the ground truth is resized to the same square with nearest neighbour.
 
-Masks:
+Masks (:func:`read_mask` is the one way to a sample's ground truth):
+- fundus layout: decoded by the dataset's own encoding (``benchmark.data.fundus``) to 0/255.
 - binary domains: read as 8-bit grey (``convert("L")``, so palette and RGB masks work too);
   foreground = value > 128 on the 0..255 scale, the official evaluation's rule. The checker accepts
   only {0, 255}: a {0, 1} mask would read as empty under that rule, so it is reported, not guessed.
@@ -20,8 +22,7 @@ their own seeds derived from it by torch.
 from __future__ import annotations
 
 import csv
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from benchmark.core.errors import BenchError
+from benchmark.data import fundus
+from benchmark.data.cache import DECODED, file_keys
 from benchmark.data.domains import Domain, get_domain
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -45,9 +48,11 @@ _MASK_SUFFIX = "_mask"  # Trans10K: <id>.jpg pairs with <id>_mask.png
 
 @dataclass(frozen=True)
 class Sample:
-    name: str  # image file stem
+    name: str  # image file stem (fundus: "<dataset>_<stem>", unique across the pooled datasets)
     image: Path
-    mask: Path
+    mask: Path  # the ground-truth file (fundus: the first of ``masks``)
+    dataset: str = ""  # fundus: the dataset key whose encoding decodes ``masks``
+    masks: tuple[Path, ...] = ()  # fundus: every file the ground truth is made of (graders, experts)
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,13 @@ def resolve_domain_root(domain: str | Domain, data_root: str | Path) -> Path:
     """The folder holding the domain's CSVs (or split folders) under ``data_root``.
 
     Looks in ``<data_root>/<archive>/<archive>`` (as the official zip unpacks), then
-    ``<data_root>/<archive>``; raises ``BenchError`` naming the paths it looked for.
+    ``<data_root>/<archive>``; raises ``BenchError`` naming the paths it looked for. Fundus: the
+    ``Fundus`` folder holding at least one of the domain's datasets (``data check`` names the rest).
     """
     domain = get_domain(domain)
     data_root = Path(data_root)
+    if domain.layout == "fundus":
+        return _fundus_root(domain, data_root)
     marker = _marker(domain)
     cands = _root_candidates(domain, data_root)
     for cand in cands:
@@ -95,9 +103,32 @@ def resolve_domain_root(domain: str | Domain, data_root: str | Path) -> Path:
     )
 
 
+def _fundus_root(domain: Domain, data_root: Path) -> Path:
+    root = fundus.fundus_root(data_root)
+    if root is None or not any((root / fundus.FUNDUS_DATASETS[d].folder).is_dir() for d in domain.tests.values()):
+        folders = ", ".join(fundus.FUNDUS_DATASETS[d].folder for d in domain.tests.values())
+        raise BenchError(
+            f"{domain.key} data not found: none of {folders} under {data_root / fundus.FUNDUS_FOLDER}; "
+            f"these datasets have no single public archive: `sam-peft-bench data check --domain {domain.key} "
+            f"--root {data_root}` names each missing one and where it is obtained (or `data synth` for a stand-in)"
+        )
+    return root
+
+
 def is_synthetic(domain: str | Domain, data_root: str | Path) -> bool:
-    """Whether the copy under ``data_root`` was written by ``data synth``."""
-    return (Path(data_root) / get_domain(domain).archive / SYNTHETIC_MARKER).exists()
+    """Whether the copy under ``data_root`` was written by ``data synth`` (fundus: every dataset).
+
+    The marker sits in ``<archive>/``, the parent of the layout; looking beside the folder that
+    :func:`resolve_domain_root` would pick also catches a synthetic copy handed by a deeper path.
+    """
+    domain, data_root = get_domain(domain), Path(data_root)
+    if domain.layout == "fundus":
+        root = fundus.fundus_root(data_root) or data_root / fundus.FUNDUS_FOLDER
+        return all((root / fundus.FUNDUS_DATASETS[d].top / SYNTHETIC_MARKER).exists() for d in domain.tests.values())
+    if (data_root / domain.archive / SYNTHETIC_MARKER).exists():
+        return True
+    found = next((c for c in _root_candidates(domain, data_root) if (c / _marker(domain)).exists()), None)
+    return found is not None and (found.parent / SYNTHETIC_MARKER).exists()
 
 
 # ----------------------------------------------------------------------------------------- listing
@@ -106,10 +137,36 @@ def is_synthetic(domain: str | Domain, data_root: str | Path) -> bool:
 def scan_split(domain: str | Domain, root: Path, split: str) -> tuple[list[Sample], list[Problem]]:
     """The samples of ``split`` under a resolved domain ``root``, and any listing problems."""
     domain = get_domain(domain)
+    if domain.layout == "fundus":
+        return _scan_fundus(domain, root, split)
     source = root / domain.split_source(split)
     if domain.layout == "csv":
         return _scan_csv(source)
     return _scan_folders(source)
+
+
+def _scan_fundus(domain: Domain, root: Path, split: str) -> tuple[list[Sample], list[Problem]]:
+    """A fundus split: a test set is one dataset's test part; ``train`` and ``val`` pool every
+    dataset's train part, each split by ``fundus.carve_val`` (a dataset that is missing is one
+    problem naming its folder and source)."""
+    domain.split_source(split)  # an unknown split fails here, naming the valid ones
+    pooled = split in ("train", "val")
+    test_sets = list(domain.tests) if pooled else [split]
+    samples, problems = [], []
+    for test_set in test_sets:
+        key = domain.tests[test_set]
+        entry = fundus.FUNDUS_DATASETS[key]
+        droot = root / entry.folder
+        if not droot.is_dir():
+            problems.append(Problem(droot, fundus.missing_message(entry, domain.test_labels[test_set])))
+            continue
+        found, missing = fundus.list_dataset(entry, droot, "train" if pooled else "test",
+                                             variant=domain.test_gt.get(test_set))
+        problems += [Problem(path, msg) for path, msg in missing]
+        if pooled:
+            found = fundus.carve_val(found, fundus.sample_key)[0 if split == "train" else 1]
+        samples += [Sample(f"{key}_{f.image.stem}", f.image, f.masks[0], key, f.masks) for f in found]
+    return samples, problems
 
 
 def _scan_csv(path: Path) -> tuple[list[Sample], list[Problem]]:
@@ -184,36 +241,12 @@ def load_mask(path: Path, domain: Domain) -> np.ndarray:
         return mask_array(im, domain)
 
 
-class _DecodedCache:
-    """Decoded, resized and normalised samples of this process, least recently used dropped first
-    beyond ``budget`` bytes. A smoke grid reads the same few hundred small files in every run (11
-    methods x 3 seeds per domain), and decoding them was a tenth of a run; at 1024x1024 a sample
-    is 16 MiB, so the budget keeps a few dozen. Keys hold both files' size and mtime: a file
-    rewritten in place (``data synth`` replacing a copy) is read again."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget, self.used = budget, 0
-        self._items: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-
-    @staticmethod
-    def _nbytes(pair: tuple[torch.Tensor, torch.Tensor]) -> int:
-        return sum(t.numel() * t.element_size() for t in pair)
-
-    def get(self, key: tuple, load: Callable[[], tuple[torch.Tensor, torch.Tensor]]
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        pair = load()
-        if self._nbytes(pair) <= self.budget:
-            self._items[key] = pair
-            self.used += self._nbytes(pair)
-            while self.used > self.budget:
-                self.used -= self._nbytes(self._items.popitem(last=False)[1])
-        return pair
-
-
-_DECODED = _DecodedCache(budget=512 * 2**20)
+def read_mask(sample: Sample, domain: Domain, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """A sample's ground truth as :func:`mask_array` gives it: binary 0/255 (a fundus dataset's
+    encoding decoded; ``hw`` its image's size if known), multiclass class ids."""
+    if sample.dataset:
+        return np.where(fundus.decode_mask(sample.dataset, sample.image, sample.masks, hw), 255, 0).astype(np.uint8)
+    return load_mask(sample.mask, domain)
 
 
 class SegmentationDataset(Dataset):
@@ -239,11 +272,11 @@ class SegmentationDataset(Dataset):
     def _load(self, s: Sample) -> tuple[torch.Tensor, torch.Tensor]:
         """The sample at ``size``: normalised image (3, S, S) and mask, before augmentation."""
         square = (self.size, self.size)
-        img = load_image(s.image).resize(square, Image.BILINEAR)
+        img = load_image(s.image)
+        m = read_mask(s, self.domain, (img.height, img.width))
+        img = img.resize(square, Image.BILINEAR)
         image = torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)
         image = ((image - self._mean) / self._std).contiguous()
-        with Image.open(s.mask) as im:
-            m = mask_array(im, self.domain)
         m = np.array(Image.fromarray(m).resize(square, Image.NEAREST))
         if self.domain.task == "binary":
             mask = torch.from_numpy(m > FOREGROUND_THRESHOLD).float().unsqueeze(0)
@@ -253,9 +286,9 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         s = self.samples[index]
-        stats = tuple((st.st_size, st.st_mtime_ns) for st in (s.image.stat(), s.mask.stat()))
-        key = (str(s.image), str(s.mask), self.domain.key, self.size, stats)
-        image, mask = _DECODED.get(key, lambda: self._load(s))
+        files = (s.image, *(s.masks or (s.mask,)))
+        key = (self.domain.key, self.size, s.dataset, *file_keys(files))
+        image, mask = DECODED.get(key, lambda: self._load(s))
         if self.train and torch.rand(()) < 0.5:
             image, mask = image.flip(-1), mask.flip(-1)
         else:
@@ -309,7 +342,25 @@ def _decode(path: Path, *, reduced: bool) -> tuple[Image.Image | None, tuple[int
     return im, hw, ""
 
 
+def _check_decoded(sample: Sample) -> tuple[_FileInfo | None, list[Problem]]:
+    """A fundus sample: the image decodes, its ground truth decodes by its encoding to the image's size."""
+    img, img_hw, err = _decode(sample.image, reduced=True)
+    if img is None:
+        return None, [Problem(sample.image, f"image {err}")]
+    img.close()
+    try:
+        m = fundus.decode_mask(sample.dataset, sample.image, sample.masks, img_hw)
+    except Exception as exc:  # MaskError, PIL's OSError/SyntaxError/ValueError, scipy's errors...
+        return None, [Problem(sample.mask, f"ground truth unreadable ({type(exc).__name__}: {exc})")]
+    if m.shape != img_hw:
+        return None, [Problem(sample.mask, f"ground truth size {m.shape[0]}x{m.shape[1]} != image size "
+                                           f"{img_hw[0]}x{img_hw[1]} (HxW) of {sample.image.name}")]
+    return _FileInfo(img_hw, float(m.mean()), frozenset()), []
+
+
 def check_sample(domain: Domain, sample: Sample) -> tuple[_FileInfo | None, list[Problem]]:
+    if sample.dataset:
+        return _check_decoded(sample)
     problems = []
     img, img_hw, err = _decode(sample.image, reduced=True)
     if err:
@@ -359,18 +410,21 @@ def check_domain(domain: str | Domain, root: str | Path, *, workers: int = 4
     """Decode and validate every file every split references under the data root ``root``.
 
     Returns one summary per split (over the files without problems) and every problem found. A
-    missing domain folder is one problem, not an exception.
+    missing domain folder is one problem, not an exception; a fundus domain gets one problem per
+    missing dataset, naming its folder and where it is obtained.
     """
     domain = get_domain(domain)
     try:
         droot = resolve_domain_root(domain, root)
     except BenchError as exc:
-        return [], [Problem(Path(root) / domain.archive, str(exc))]
+        if domain.layout != "fundus":
+            return [], [Problem(Path(root) / domain.archive, str(exc))]
+        droot = Path(root) / domain.archive  # go on: every missing dataset is named with its source
     summaries, problems = [], []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # PIL decodes without the GIL
         for split in domain.splits:
             samples, listing = scan_split(domain, droot, split)
-            problems += listing
+            problems += [p for p in listing if p not in problems]  # pooled splits list a dataset twice
             infos = []
             for info, probs in pool.map(lambda s: check_sample(domain, s), samples):
                 problems += probs

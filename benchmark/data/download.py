@@ -5,6 +5,8 @@ partial file with an HTTP ``Range`` request, shows a tqdm bar on stderr and rena
 file into place, so ``dest`` only ever exists complete. ``download_domain`` adds the archive steps:
 skip when a copy is already unpacked, ``zipfile.testzip`` before unpacking, unpack into a temporary
 folder and rename it to ``<root>/<archive>``. A synthetic stand-in there (``data synth``) is replaced.
+A domain without a single public archive (``archive_url`` None: the fundus datasets) is not
+downloadable: :func:`no_archive_message` says so, and where its datasets are obtained.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from urllib.parse import urljoin
 from tqdm import tqdm
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import replace_folder
 from benchmark.data.datasets import SYNTHETIC_MARKER, resolve_domain_root
 from benchmark.data.domains import Domain, get_domain
 
@@ -105,8 +108,17 @@ def _kept(part: Path) -> str:
     return ""
 
 
+def no_archive_message(domain: Domain, root: Path) -> str:
+    """One line: this domain has no archive to download, and how to find what to fetch by hand."""
+    return (f"{domain.key}: no single public archive to download; place each of its datasets under "
+            f"{root / domain.archive} (README, 'Retinal fundus datasets'); `sam-peft-bench data check "
+            f"--domain {domain.key} --root {root}` names each missing one and where it is obtained")
+
+
 def archive_url(domain: str | Domain, base_url: str = DEFAULT_BASE_URL) -> str:
     domain = get_domain(domain)
+    if domain.archive_url is None:
+        raise BenchError(f"{domain.key}: no single public archive to download")
     return urljoin(base_url if base_url.endswith("/") else base_url + "/", domain.archive_url)
 
 
@@ -131,13 +143,7 @@ def _unpack(zip_path: Path, target: Path) -> None:
                 if not (root / name).resolve().is_relative_to(root):
                     raise BenchError(f"corrupt archive {zip_path}: unsafe member path {name!r}")
             zf.extractall(tmp)
-        if target.exists():  # only a synthetic copy reaches here; move it aside, then swap
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / "x")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_folder(tmp, target)  # only a synthetic copy can be there to replace
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -152,6 +158,8 @@ def download_domain(domain: str | Domain, root: str | Path, *, base_url: str = D
     """
     domain = get_domain(domain)
     root = Path(root)
+    if domain.archive_url is None:
+        raise BenchError(no_archive_message(domain, root))
     target = root / domain.archive
     synthetic = (target / SYNTHETIC_MARKER).exists()
     if target.exists() and not synthetic:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urljoin
 
+from benchmark.core.digest import sha256_file
 from benchmark.core.errors import BenchError
 from benchmark.model.backbones import BACKBONES, build_sam, load_checkpoint
 
@@ -22,6 +23,16 @@ from benchmark.model.backbones import BACKBONES, build_sam, load_checkpoint
 def verify_checkpoint(path: str | Path, backbone: str) -> None:
     """Raise a one-line BenchError unless ``path`` loads strictly into ``backbone``."""
     load_checkpoint(build_sam(backbone, device="meta"), path, backbone=backbone)
+
+
+def checkpoint_provenance(path: str | Path, *, progress: bool = False) -> dict:
+    """``{"path", "sha256", "bytes"}`` of the checkpoint file a run starts from (``path`` absolute).
+
+    Reads the whole file (2.5 GB for ViT-H): the runner asks once per grid, not once per run.
+    """
+    path = Path(path)
+    return {"path": str(path.absolute()), "sha256": sha256_file(path, progress=progress),
+            "bytes": path.stat().st_size}
 
 
 def download_checkpoint(

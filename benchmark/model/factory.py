@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from benchmark.core.errors import BenchError
+from benchmark.model.attention import resolve_attention, set_attention
 from benchmark.model.backbones import BACKBONES, build_sam
 from benchmark.model.head import SegmentationModel
 from methods import METHODS, make_config
@@ -33,12 +34,20 @@ def build_model(
     checkpoint: str | Path | None = None,
     device: str | torch.device | None = None,
     overrides: dict[str, str] | None = None,
+    attention: str = "auto",
 ) -> tuple[SegmentationModel, Any]:
-    """Return (model, method config). ``device="meta"`` builds without memory, for counting."""
+    """Return (model, method config). ``device="meta"`` builds without memory, for counting.
+
+    ``attention``: how SAM's encoder attention is computed, "sam" (segment-anything's code),
+    "sdpa" (the same maths through ``F.scaled_dot_product_attention``) or "auto" (sdpa on CUDA,
+    sam elsewhere); see :mod:`benchmark.model.attention`. SAM2 models keep their own.
+    """
+    kind = resolve_attention(attention, device)
     spec = METHODS.get(method)
     check_family(method, backbone)
     cfg = make_config(method, overrides)
     sam = build_sam(backbone, checkpoint=checkpoint, device=device)
     model = SegmentationModel(sam, num_classes=num_classes)
     spec.apply(model, cfg)
+    set_attention(model, kind)  # after apply: modules a method adds (LST's side blocks) follow too
     return model, cfg

@@ -1,6 +1,6 @@
 """The prompt-free segmentation model of the Conv-LoRA paper, on top of a segment-anything ``Sam``.
 
-As the official implementation (AutoMM ``semantic_segmentation``):
+As the official implementation (AutoMM ``semantic_segmentation``; docs/FIDELITY.md#backbone-and-head):
 
 - no prompts: the sparse prompt embedding is empty and the dense one is SAM's ``no_mask_embed``;
 - binary tasks use ONE mask token, initialised from SAM's first mask token, and only the FIRST
@@ -62,6 +62,7 @@ class SegmentationModel(nn.Module):
         # set loss's one-to-one matching gives the copies different targets, so they separate.
         self.mask_tokens = nn.Parameter(first.repeat(num_classes, 1))
         self.class_head = nn.Linear(dim, num_classes + 1, device=first.device) if num_classes > 1 else None
+        self.add_no_mem_embed = True  # SAM2: as its image predictor; a method may turn it off (SAM2LoRA)
         self.freeze_to_decoder()
 
     @property
@@ -118,7 +119,7 @@ class SegmentationModel(nn.Module):
         dec, pe = sam2.sam_mask_decoder, sam2.sam_prompt_encoder
         backbone_out = sam2.forward_image(images)
         _, feats, _, sizes = sam2._prepare_backbone_features(backbone_out)
-        if sam2.directly_add_no_mem_embed:
+        if sam2.directly_add_no_mem_embed and self.add_no_mem_embed:
             feats[-1] = feats[-1] + sam2.no_mem_embed
         b = images.shape[0]
         maps = [f.permute(1, 2, 0).reshape(b, -1, *hw) for f, hw in zip(feats, sizes, strict=True)]

@@ -13,6 +13,14 @@ def _cmd_train_step(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in rows) else 0
 
 
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from benchmark.perf.layers import render, run_all
+
+    rows = run_all(args)
+    print(render(rows, args.format))
+    return 1 if any("error" in r for r in rows) else 0
+
+
 def add_commands(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="speed and memory benchmarks")
     sub = bench.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
@@ -21,6 +29,11 @@ def add_commands(subparsers) -> None:
     p = sub.add_parser("train-step", help="step time and peak memory of one training step per method")
     add_arguments(p)
     p.set_defaults(func=_cmd_train_step)
+    from benchmark.perf import layers
+
+    p = sub.add_parser("layers", help="fwd+bwd time and memory of one layer, before and after (Conv-LoRA, attention)")
+    layers.add_arguments(p)
+    p.set_defaults(func=_cmd_layers)
     from benchmark.perf import gpu_check
 
     p = sub.add_parser("gpu-check", help="every method trains and evaluates in bf16 and fp16 here; cost per step")

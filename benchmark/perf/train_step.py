@@ -20,16 +20,17 @@ import torch
 
 
 def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
-            precision: str, device: str) -> dict:
+            precision: str, device: str, attention: str = "auto") -> dict:
+    from benchmark.model.attention import resolve_attention
     from benchmark.model.backbones import BACKBONES, count_parameters
     from benchmark.model.factory import build_model
     from benchmark.train.amp import autocast, resolve_precision
-    from benchmark.train.engine import _peak_memory
+    from benchmark.train.evaluation import peak_memory
     from benchmark.train.losses import structure_loss
 
     dev = torch.device(device)
     torch.manual_seed(0)
-    model, _ = build_model(backbone, method, device=dev)
+    model, _ = build_model(backbone, method, device=dev, attention=attention)
     model.train()
     trainable, total = count_parameters(model)
     size = image_size or BACKBONES.get(backbone).image_size
@@ -56,10 +57,11 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
             torch.cuda.synchronize(dev)
         if i >= warmup:
             times.append(time.perf_counter() - t)
-    peak, kind = _peak_memory(dev)
+    peak, kind = peak_memory(dev)
     resolved = resolve_precision(dev, precision)
     return {
         "method": method, "backbone": backbone, "image_size": size, "batch": batch, "precision": resolved,
+        "attention": resolve_attention(attention, dev),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "trainable": trainable, "total": total,
         "step_ms": round(1000 * statistics.median(times), 1), "peak_mib": round(peak, 1), "peak_kind": kind,
@@ -73,7 +75,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     for method in (m for m in METHODS.parse_list(args.methods) if METHODS.get(m).trains):
         cmd = [sys.executable, "-m", "benchmark.perf.train_step", "--one", method, "--backbone", args.backbone,
                "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--precision", args.precision, "--device", args.device]
+               "--precision", args.precision, "--device", args.device, "--attention", args.attention]
         if args.image_size:
             cmd += ["--image-size", str(args.image_size)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -100,7 +102,7 @@ def render(rows: list[dict], fmt: str) -> str:
     head = ""
     if ok:
         head = (f"{ok['backbone']} at {ok['image_size']}x{ok['image_size']}, batch {ok['batch']}, {ok['precision']}, "
-                f"{ok['device']} ({ok['peak_kind']})\n\n")
+                f"attention {ok['attention']}, {ok['device']} ({ok['peak_kind']})\n\n")
     return head + tabulate(table, headers=("method", "trainable (M)", "step (ms, median)", "peak memory (MiB)"),
                            tablefmt="github")
 
@@ -114,6 +116,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--attention", default="auto", choices=("auto", "sam", "sdpa"),
+                   help="SAM encoder attention (benchmark.model.attention); auto: sdpa on CUDA, sam on CPU")
     p.add_argument("--format", default="markdown", choices=("markdown", "json"))
 
 
@@ -125,7 +129,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.backbone, args.one, image_size=args.image_size, batch=args.batch,
                                  steps=args.steps, warmup=args.warmup, precision=args.precision,
-                                 device=args.device)))
+                                 device=args.device, attention=args.attention)))
     else:
         print(render(run_all(args), args.format))
 

@@ -11,7 +11,10 @@ For every (method, test set, metric) present on both sides, on the paper's x100 
   ``worse > tolerance_sd * sd``; ``improved`` by the same test on ``-worse``; else ``ok``.
   Both thresholds must be exceeded, so a noisy cell (large sd) or a tiny difference passes.
 
-Exit code 1 when any cell regressed (each named on stderr), 0 otherwise.
+Exit code 1 when any cell regressed (each named on stderr), 0 otherwise. Against the paper, records
+that are not comparable with the published numbers (synthetic or custom data, random weights where
+the method starts from a checkpoint: ``benchmark/report/provenance.py``) are refused with exit 2
+unless ``--allow-nonofficial``, and then every verdict output says so.
 """
 
 from __future__ import annotations
@@ -24,19 +27,11 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from benchmark.core.errors import BenchError
-from benchmark.report.labels import TABLE_COLUMNS
-from benchmark.report.tables import (
-    LOWER_IS_BETTER,
-    aggregate,
-    column_labels,
-    decimals,
-    method_label,
-    method_order,
-    paper_aggregate,
-    render_grid,
-    signed,
-    table_of,
-)
+from benchmark.report.aggregate import aggregate, method_order, paper_aggregate
+from benchmark.report.labels import method_label
+from benchmark.report.layouts import LAYOUTS, column_labels, decimals, higher_is_better, table_of
+from benchmark.report.provenance import ALLOW_FLAG, NOT_COMPARABLE, nonofficial_summary, provenance_notes
+from benchmark.report.render import render_grid, signed
 
 VERDICTS = ("ok", "improved", "regressed")
 
@@ -96,7 +91,7 @@ def compare_cells(
         sd = theirs_std if theirs_std is not None else ours_std
         diff = float(r.mean_ours) - float(r.mean_theirs)
         z = diff / sd if sd else None
-        lower = r.metric in LOWER_IS_BETTER
+        lower = not higher_is_better(r.metric)  # the metric's own direction
         verdict = judge(
             diff, sd, lower_is_better=lower, tolerance_sd=tolerance_sd, tolerance_abs=tolerance_abs
         )
@@ -119,7 +114,7 @@ def compare_cells(
     order = {k: i for i, k in enumerate(method_order({v.method for v in out}))}
 
     def position(v: CellVerdict) -> tuple:
-        layout = TABLE_COLUMNS[table_of(v.test_set)]
+        layout = LAYOUTS.get(table_of(v.test_set)).columns
         col = (v.test_set, v.metric)
         return (
             table_of(v.test_set),
@@ -207,7 +202,9 @@ def add_commands(subparsers) -> None:
         description=(
             "Per cell present on both sides: diff = ours - theirs (x100), z = diff / sd (their std, else ours), "
             "verdict regressed when worse by more than BOTH --tolerance-abs and --tolerance-sd x sd (sd where "
-            "known; BER lower is better). Exit 1 when any cell regressed."
+            "known; BER lower is better). Exit 1 when any cell regressed. Against the paper, records on synthetic "
+            "or custom data, or with random weights where the method starts from a checkpoint, exit 2 unless "
+            f"{ALLOW_FLAG}."
         ),
     )
     p.add_argument("--runs", metavar="DIR", required=True)
@@ -219,15 +216,28 @@ def add_commands(subparsers) -> None:
     p.add_argument("--backbone", help="records' backbone (both folders); needed when they hold several")
     p.add_argument("--preset", help="the records' preset (smoke or paper); needed when they hold several")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument(ALLOW_FLAG, action="store_true", dest="allow_nonofficial",
+                   help="compare with the paper even records that are not comparable with it (marked so)")
     p.set_defaults(func=_run)
+
+
+def check_comparable(records: Sequence[dict], *, allow: bool) -> list[str]:
+    """The notes a comparison with the paper carries; ``BenchError`` (exit 2) when a record is not
+    comparable and ``allow`` is off."""
+    problem = nonofficial_summary(records)
+    if problem and not allow:
+        raise BenchError(f"{problem}: {NOT_COMPARABLE} (pass {ALLOW_FLAG} to compare anyway)")
+    return provenance_notes(records)
 
 
 def _run(args) -> int:
     from benchmark.report.records import load_runs, ok_records
 
     _, ours = load_runs(args.runs, backbone=args.backbone, preset=args.preset)
-    against = None
-    if args.against != "paper":
+    against, notes = None, []
+    if args.against == "paper":
+        notes = check_comparable(ok_records(ours), allow=args.allow_nonofficial)
+    else:
         _, other = load_runs(args.against, backbone=args.backbone, preset=args.preset)
         against = ok_records(other)
     verdicts = compare_records(
@@ -236,12 +246,16 @@ def _run(args) -> int:
     if not verdicts:
         raise BenchError(f"no cell is present in both {args.runs} and {args.against}: nothing to compare")
     theirs = "paper" if against is None else "theirs"
+    if args.format == "table":  # a JSON consumer gets the notes on stderr: its list keeps its shape
+        print("".join(f"> {note}\n\n" for note in notes), end="")
     print(render_verdicts(verdicts, args.format, theirs=theirs), end="")
     if against is None and any(r.get("preset") == "smoke" for r in ours):
         print(
             "note: smoke-preset records (synthetic data, tiny SAM): verdicts against the paper are meaningless",
             file=sys.stderr,
         )
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     print(summary(verdicts), file=sys.stderr)
     lines = regression_lines(verdicts)
     for line in lines:

@@ -1,7 +1,9 @@
 """The paper's display labels, in one place; only tables and reports use them.
 
-Registry keys (``conv_lora``, ``cvc_clinicdb``, ``sm``) are what code and records speak; these
-maps turn them into the strings the Conv-LoRA paper prints (arXiv 2401.17868, Tables 1 and 2).
+Registry keys (``conv_lora``, ``sm``) are what code and records speak; these maps turn methods,
+reference models and metrics into the strings the Conv-LoRA paper prints (arXiv 2401.17868,
+Tables 1 and 2). Test sets are labelled by their domain (``Domain.test_labels``), table layouts
+live in ``benchmark.report.layouts``.
 """
 
 # PEFT methods (registry key -> row label), in the paper's Table 1 row order.
@@ -37,19 +39,6 @@ REFERENCE_LABELS: dict[str, str] = {
     "trans2seg": "Trans2Seg",
 }
 
-# Test sets (record key -> column-group label). Polyp has two test sets; every other domain one,
-# keyed like the domain itself.
-DATASET_LABELS: dict[str, str] = {
-    "kvasir": "Kvasir",
-    "cvc_clinicdb": "CVC-612",
-    "isic2017": "ISIC 2017",
-    "camo": "CAMO",
-    "sbu": "SBU",
-    "leaf": "Leaf",
-    "road": "Road",
-    "trans10k": "Trans10K",
-}
-
 # Metric keys -> column labels.
 METRIC_LABELS: dict[str, str] = {
     "sm": "S_alpha",
@@ -63,35 +52,6 @@ METRIC_LABELS: dict[str, str] = {
     "acc": "Acc",
     "miou": "mIoU",
     "auc": "AUC",
-}
-
-# Trans10K-v2 categories, index = class id in the masks_12 label maps (0 = background).
-TRANS10K_CLASSES: tuple[str, ...] = (
-    "bg", "shelf", "jar", "freezer", "window", "door",
-    "eyeglass", "cup", "wall", "bowl", "bottle", "box",
-)
-
-# The paper's table layouts, used by ``benchmark.report.tables``. A column is (test-set key, metric key)
-# in printed order; Table 2's category columns use the class name as metric key (a record's
-# ``class_iou`` list, by index in TRANS10K_CLASSES), and a class name is its own label.
-TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    "1": (
-        ("kvasir", "sm"), ("kvasir", "em"),
-        ("cvc_clinicdb", "sm"), ("cvc_clinicdb", "em"),
-        ("isic2017", "jaccard"), ("isic2017", "dice"),
-        ("camo", "sm"), ("camo", "em"), ("camo", "wfm"),
-        ("sbu", "ber"),
-        ("leaf", "iou"), ("leaf", "dice"),
-        ("road", "iou"), ("road", "dice"),
-    ),
-    "2": (("trans10k", "acc"), ("trans10k", "miou")) + tuple(("trans10k", c) for c in TRANS10K_CLASSES),
-}
-
-# Rows each published table prints: reference models first, then methods, in printed order.
-TABLE_REFERENCES: dict[str, tuple[str, ...]] = {"1": ("domain_specific",), "2": ("translab", "trans2seg")}
-TABLE_METHODS: dict[str, tuple[str, ...]] = {
-    "1": tuple(METHOD_LABELS),
-    "2": ("decoder_only", "vpt", "lora", "conv_lora"),
 }
 
 # Metric labels in LaTeX (math where the paper typesets a symbol); others use METRIC_LABELS.

@@ -6,28 +6,35 @@ writes the page atomically (a temp file in the target folder, then a rename).
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import write_text_atomic
+from benchmark.report.aggregate import method_order
 from benchmark.report.compare import compare_records, regression_lines, render_verdicts, summary
+from benchmark.report.figures import write_figures
+from benchmark.report.labels import method_label
+from benchmark.report.layouts import table_of
+from benchmark.report.provenance import (
+    NOT_COMPARABLE,
+    NOT_COMPARABLE_TITLE,
+    data_kind,
+    nonofficial_summary,
+    unknown_summary,
+    weights_kind,
+)
 from benchmark.report.records import load_runs, ok_records
+from benchmark.report.render import render_grid, render_params, render_table
 from benchmark.report.tables import (
     BOLD_NOTE,
     STD_NOTE,
-    method_label,
-    method_order,
     paper_params_rows,
-    render_grid,
-    render_params,
-    render_table,
     runs_params,
     runs_table,
-    table_of,
+    table_records,
 )
 
 SMOKE_BANNER = (
@@ -46,8 +53,29 @@ def _smoke_banner(records: Sequence[dict]) -> str:
     return SMOKE_BANNER.format(which=which)
 
 
+NOT_COMPARABLE_BANNER = (
+    f"> **{NOT_COMPARABLE_TITLE}.** {{summary}}.\n"
+    "> The verdicts below say nothing about how the methods fare against the paper (each record's\n"
+    "> `data` and `checkpoint` say what it ran on)."
+)
+
+
+def _not_comparable_banner(records: Sequence[dict]) -> str:
+    summary = nonofficial_summary(records)
+    return NOT_COMPARABLE_BANNER.format(summary=summary) if summary else ""
+
+
+def _verdict_label(records: Sequence[dict]) -> str:
+    """The suffix of a verdict heading: says when the records it judges are not comparable."""
+    return " (NOT COMPARABLE)" if nonofficial_summary(records) else ""
+
+
 def _counts(records: Sequence[dict], field: str) -> str:
-    counts = Counter(str(r.get(field)) for r in records)
+    return _tally(str(r.get(field)) for r in records)
+
+
+def _tally(values) -> str:
+    counts = Counter(values)
     return ", ".join(f"{k} ({n})" for k, n in sorted(counts.items()))
 
 
@@ -93,18 +121,23 @@ def build_report(
     backbone: str | None = None,
     tolerance_sd: float = 2.0,
     tolerance_abs: float = 1.0,
+    figures: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The report page for ``records`` (all statuses; tables use the ok ones)."""
+    """The report page for ``records`` (all statuses; tables use the ok ones); ``figures``:
+    (title, file relative to the page) pairs embedded after the tables."""
     ok = ok_records(records)
     parts = ["# sam-peft-bench report", ""]
-    banner = _smoke_banner(records)
-    if banner:
-        parts += [banner, ""]
+    for banner in (_smoke_banner(records), _not_comparable_banner(ok)):
+        if banner:
+            parts += [banner, ""]
+    unknown, not_comparable = unknown_summary(records), nonofficial_summary(ok)
     parts += [
         f"- Runs folder: `{runs_dir}`" if runs_dir else "- Runs folder: (given records)",
         f"- Backbone: `{backbone}`",
         f"- Records: {len(records)} ({len(ok)} ok, {len(records) - len(ok)} failed)",
         f"- Presets: {_counts(records, 'preset')}",
+        f"- Data: {_tally(map(data_kind, records))}; weights: {_tally(map(weights_kind, records))}",
+        *([f"- Provenance unknown: {unknown}."] if unknown else []),
         f"- Git commits: {_counts(records, 'git_commit')}",
         "",
         f"{STD_NOTE} {BOLD_NOTE} Published numbers: Zhong et al., ICLR 2024, arXiv 2401.17868 (`results/paper/`).",
@@ -118,11 +151,12 @@ def build_report(
         table = runs_table(number, ok)
         parts += [f"## {title}", "", render_table(table, "markdown")]
         mine = [v for v in verdicts if table_of(v.test_set) == number]
-        parts += [f"### {title}, beside the paper", ""]
+        parts += [f"### {title}, beside the paper{_verdict_label(table_records(number, ok))}", ""]
         parts += [render_verdicts(mine, "table") if mine else "No cell of ours matches a published one.\n"]
     parts += [
-        "## Verdicts against the paper",
+        f"## Verdicts against the paper{_verdict_label(ok)}",
         "",
+        *([f"{not_comparable}: {NOT_COMPARABLE}.", ""] if not_comparable else []),
         f"Tolerances: regressed when worse by more than {tolerance_abs:g} points AND more than "
         f"{tolerance_sd:g} sd (the published sd where printed, else ours; BER lower is better).",
         "",
@@ -131,22 +165,12 @@ def build_report(
     ]
     lines = regression_lines(verdicts)
     parts += [f"- {line}" for line in lines] + ([""] if lines else [])
+    if figures:
+        parts += ["## Figures", ""]
+        for title, name in figures:
+            parts += [f"### {title}", "", f"![{title}]({name})", ""]
     parts += ["## Cost of each run", "", cost_table(records)]
     return "\n".join(parts).rstrip("\n") + "\n"
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def add_commands(subparsers) -> None:
@@ -164,15 +188,19 @@ def add_commands(subparsers) -> None:
 
 def _run(args) -> int:
     backbone, records = load_runs(args.runs, backbone=args.backbone, preset=args.preset)
+    out = Path(args.out)
+    # Beside the page, named after it, so two reports in one folder keep their own figures.
+    figures = write_figures(records, args.runs, out.parent, backbone=backbone, stem=out.stem)
     text = build_report(
         records,
         runs_dir=args.runs,
         backbone=backbone,
         tolerance_sd=args.tolerance_sd,
         tolerance_abs=args.tolerance_abs,
+        figures=figures,
     )
     try:
-        write_atomic(args.out, text)
+        write_text_atomic(args.out, text)
     except OSError as exc:
         raise BenchError(f"cannot write {args.out}: {exc}") from None
     print(f"wrote {args.out}", file=sys.stderr)

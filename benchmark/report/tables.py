@@ -17,34 +17,29 @@ Conventions (also printed under every Markdown/LaTeX table):
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
 
 import pandas as pd
 
 from benchmark.core.errors import BenchError
-from benchmark.report.labels import (
-    DATASET_LABELS,
-    EXTRA_METHOD_LABELS,
-    METHOD_LABELS,
-    METRIC_LABELS,
-    METRIC_LATEX,
-    REFERENCE_LABELS,
-    TABLE_COLUMNS,
-    TABLE_METHODS,
-    TABLE_REFERENCES,
-    TRANS10K_CLASSES,
-    method_label,
-)
+from benchmark.report.aggregate import _paper_keys, aggregate, method_order, params_of
+from benchmark.report.cells import Cell, ParamsRow, Row, Table
+from benchmark.report.labels import METHOD_LABELS, REFERENCE_LABELS, method_label
+from benchmark.report.layouts import LAYOUTS, Column, decimals, higher_is_better, table_of
 from benchmark.report.paper import load_paper
+from benchmark.report.provenance import provenance_notes
+from benchmark.report.render import (
+    FORMATS,
+    render_grid,
+    render_params,
+    render_side_by_side,
+    render_table,
+)
 
-LOWER_IS_BETTER = frozenset({"ber", "mae"})
-FORMATS = ("markdown", "latex", "csv", "json")
-TABLES = ("1", "2", "params")
-Column = tuple[str, str]  # (test-set key, metric key)
+TABLES = (*LAYOUTS.keys(), "params")
 
 STD_NOTE = "Ours: x100, mean ± sample std (ddof=1) over seeds; a cell from one seed shows no std."
 PAPER_NOTE = "Published (Zhong et al., ICLR 2024, arXiv 2401.17868): x100, mean ± std of 3 runs as printed."
@@ -54,163 +49,13 @@ SMOKE_NOTE = ("SMOKE PRESET: pipeline-check numbers (synthetic data, a miniature
               "scenes), not a reproduction.")
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One printed cell; ``value`` is the mean as printed (what marks compare), ``raw`` unrounded."""
-
-    value: float
-    mean_text: str
-    std_text: str = ""
-    n: int | None = None
-    raw: float | None = None
-    mark: str = ""  # "", "bold" or "underline"
-
-    @property
-    def text(self) -> str:
-        return f"{self.mean_text} ± {self.std_text}" if self.std_text else self.mean_text
-
-
-@dataclass(frozen=True)
-class Row:
-    key: str
-    label: str
-    params: str  # the "#Params (M) / Ratio (%)" cell, "" when unknown
-    cells: dict[Column, Cell] = field(default_factory=dict)
-    reference: bool = False
-
-
-@dataclass(frozen=True)
-class Table:
-    number: str
-    columns: tuple[Column, ...]
-    rows: tuple[Row, ...]
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ParamsRow:
-    key: str
-    label: str
-    params_m: str  # as printed; "*" where the paper prints it, "" when unknown
-    ratio_pct: str
-
-
-# ---- labels, order, precision -------------------------------------------------------------------
-
-
-def method_order(keys: Iterable[str]) -> list[str]:
-    """References, then the registry's methods in the paper's order, then other keys sorted."""
-    known = list(REFERENCE_LABELS) + list(METHOD_LABELS) + list(EXTRA_METHOD_LABELS)
-    keys = set(keys)
-    return [k for k in known if k in keys] + sorted(keys - set(known))
-
-
-def table_of(test_set: str) -> str:
-    return "2" if test_set == "trans10k" else "1"
-
-
-def decimals(table: str, metric: str) -> tuple[int, int]:
-    """(mean, std) decimals as the paper prints them on the x100 scale."""
-    if table == "2":
-        return 2, 2
-    return (2, 3) if metric in LOWER_IS_BETTER else (1, 2)
-
-
-def column_labels(col: Column) -> tuple[str, str, str]:
-    """(dataset label, metric label, direction arrow) of a column."""
-    test_set, metric = col
-    arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
-    return DATASET_LABELS.get(test_set, test_set), METRIC_LABELS.get(metric, metric), arrow
-
-
-def signed(x: float, digits: int) -> str:
-    text = f"{x:+.{digits}f}"
-    return f"{0:.{digits}f}" if float(text) == 0 else text
-
-
-# ---- aggregation ----------------------------------------------------------------------------------
-
-
-def record_values(record: dict) -> Iterator[tuple[str, str, float]]:
-    """(test set, metric, value x100) of one record; ``class_iou`` becomes one metric per class."""
-    for test_set, metrics in (record.get("metrics") or {}).items():
-        for metric, value in (metrics or {}).items():
-            if metric == "class_iou" and isinstance(value, list):
-                if len(value) != len(TRANS10K_CLASSES):
-                    where = record.get("_path", record.get("method"))
-                    raise BenchError(
-                        f"{where}: class_iou has {len(value)} values, expected {len(TRANS10K_CLASSES)}"
-                    )
-                for name, v in zip(TRANS10K_CLASSES, value, strict=True):
-                    if isinstance(v, (int, float)) and v == v:
-                        yield test_set, name, 100.0 * v
-            elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-                yield test_set, metric, 100.0 * value
-
-
-def aggregate(records: Sequence[dict]) -> pd.DataFrame:
-    """Per (method, test_set, metric): n seeds, mean and sample std (ddof=1; NaN for one seed), x100."""
-    rows = [
-        (r["method"], ts, m, r.get("seed"), v)
-        for r in records
-        if r.get("status") == "ok"
-        for ts, m, v in record_values(r)
-    ]
-    df = pd.DataFrame(rows, columns=["method", "test_set", "metric", "seed", "value"])
-    if df.empty:
-        return pd.DataFrame(columns=["method", "test_set", "metric", "n", "mean", "std"])
-    out = (
-        df.groupby(["method", "test_set", "metric"], sort=True)["value"]
-        .agg(n="size", mean="mean", std=lambda s: s.std(ddof=1))
-        .reset_index()
-    )
-    return out
-
-
-def _paper_keys(df: pd.DataFrame) -> pd.DataFrame:
-    """Registry keys (method, test_set, metric) of published rows, from the paper's labels."""
-    key_of = {v: k for k, v in {**METHOD_LABELS, **REFERENCE_LABELS}.items()}
-    ds_of = {v: k for k, v in DATASET_LABELS.items()}
-    metric_of = {v: k for k, v in METRIC_LABELS.items()}
-    return pd.DataFrame(
-        {
-            "method": [key_of.get(s, s) for s in df["method"]],
-            "test_set": [ds_of.get(s, s) for s in df["dataset"]],
-            "metric": [metric_of.get(s, s) for s in df["metric"]],
-        }
-    )
-
-
-def paper_aggregate() -> pd.DataFrame:
-    """The published cells in :func:`aggregate`'s shape (registry keys; n = 3 where a std is printed)."""
-    df = load_paper()
-    out = _paper_keys(df)
-    out["n"] = [3 if s else None for s in df["std"]]
-    out["mean"] = df["mean_value"].to_numpy()
-    out["std"] = df["std_value"].to_numpy()
-    return out
-
-
-def _span(texts: list[str]) -> str:
-    unique = list(dict.fromkeys(texts))
-    return "" if not unique else unique[0] if len(unique) == 1 else f"{unique[0]}–{unique[-1]}"
-
-
-def params_of(records: Sequence[dict]) -> tuple[str, str]:
-    """(#Params M, ratio %) texts, two decimals; a range "a–b" where records disagree."""
-    pairs = sorted(
-        (r["trainable_params"], r["total_params"])
-        for r in records
-        if isinstance(r.get("trainable_params"), int)
-        and isinstance(r.get("total_params"), int)
-        and r["total_params"] > 0
-    )
-    params = _span([f"{t / 1e6:.2f}" for t, _ in pairs])
-    ratios = _span([f"{r:.2f}" for r in sorted(t / n * 100 for t, n in pairs)])
-    return params, ratios
-
-
 # ---- building tables ------------------------------------------------------------------------------
+
+
+def table_records(number: str, records: Sequence[dict]) -> list[dict]:
+    """The ok records with a value in table ``number``: the ones its cells and notes speak for."""
+    shown = {ts for ts, _ in LAYOUTS.get(number).columns}  # the layout's own test sets
+    return [r for r in records if r.get("status") == "ok" and shown & set(r.get("metrics") or {})]
 
 
 def runs_table(
@@ -225,9 +70,11 @@ def runs_table(
     Rows: ``methods`` (default: the paper's methods of that table) even when empty, plus every
     method with a value in the records. ``columns`` defaults to the paper's layout.
     """
-    cols = tuple(columns or TABLE_COLUMNS[number])
-    shown = TABLE_METHODS.get(number, ()) if methods is None else methods
+    layout = LAYOUTS.get(number)
+    cols = tuple(columns or layout.columns)
+    shown = layout.methods if methods is None else methods
     ok = [r for r in records if r.get("status") == "ok"]
+    used = table_records(number, ok)
     agg = aggregate(ok)
     agg = (
         agg[[(ts, m) in cols for ts, m in zip(agg["test_set"], agg["metric"], strict=True)]]
@@ -245,12 +92,10 @@ def runs_table(
             cells[(a.test_set, a.metric)] = Cell(
                 float(mean_text), mean_text, std_text, int(a.n), float(a.mean)
             )
-        mine = [
-            r for r in ok if r["method"] == key and any(table_of(ts) == number for ts in r.get("metrics", {}))
-        ]
+        mine = [r for r in used if r["method"] == key]
         p, ratio = params_of(mine)
         rows.append(Row(key, method_label(key), f"{p} / {ratio}%" if p else "", cells))
-    notes = [STD_NOTE, BOLD_NOTE]
+    notes = [*provenance_notes(used), STD_NOTE, BOLD_NOTE]
     if any(r.get("preset") == "smoke" for r in records):
         notes.insert(0, SMOKE_NOTE)
     return mark_best(Table(number, cols, tuple(rows), tuple(notes)))
@@ -258,7 +103,7 @@ def runs_table(
 
 def paper_table(number: str, *, columns: Sequence[Column] | None = None) -> Table:
     """The published table ``number``, strings as printed."""
-    cols = tuple(columns or TABLE_COLUMNS[number])
+    cols = tuple(columns or LAYOUTS.get(number).columns)
     df = load_paper(number)
     rows: dict[str, Row] = {}
     for printed, key, test_set, metric in zip(df.itertuples(), *_paper_keys(df).T.to_numpy(), strict=True):
@@ -276,7 +121,7 @@ def mark_best(table: Table) -> Table:
     """Bold the best method per column, underline reference values better than it (module doc)."""
     marks: dict[tuple[str, Column], str] = {}
     for col in table.columns:
-        sign = -1.0 if col[1] in LOWER_IS_BETTER else 1.0
+        sign = 1.0 if higher_is_better(col[1]) else -1.0
         methods = [sign * r.cells[col].value for r in table.rows if not r.reference and col in r.cells]
         if not methods:
             continue
@@ -310,213 +155,12 @@ def runs_params(records: Sequence[dict]) -> list[ParamsRow]:
 def paper_params_rows() -> list[ParamsRow]:
     """The published #Params column: every row of Table 1, then Table 2's reference models."""
     df = load_paper().drop_duplicates(["table", "method"])
-    df = df[(df["table"] == "1") | df["method"].isin([REFERENCE_LABELS[k] for k in TABLE_REFERENCES["2"]])]
+    df = df[(df["table"] == "1") | df["method"].isin([REFERENCE_LABELS[k] for k in LAYOUTS.get("2").references])]
     key_of = {v: k for k, v in {**METHOD_LABELS, **REFERENCE_LABELS}.items()}
     return [
         ParamsRow(key_of.get(r.method, r.method), r.method, r.params_m or "*", r.ratio_pct)
         for r in df.itertuples()
     ]
-
-
-# ---- rendering ------------------------------------------------------------------------------------
-
-_TEX = {
-    "&": r"\&",
-    "%": r"\%",
-    "#": r"\#",
-    "_": r"\_",
-    "$": r"\$",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-    "±": r"$\pm$",
-    "Δ": r"$\Delta$",
-    "↑": r"$\uparrow$",
-    "↓": r"$\downarrow$",
-    "–": "--",
-}
-
-
-def tex(text: str) -> str:
-    return "".join(_TEX.get(c, c) for c in text)
-
-
-def _md_cell(cell: Cell | None) -> str:
-    if cell is None:
-        return ""
-    return {"bold": f"**{cell.text}**", "underline": f"<u>{cell.text}</u>"}.get(cell.mark, cell.text)
-
-
-def _tex_cell(cell: Cell | None) -> str:
-    if cell is None:
-        return ""
-    text = tex(cell.text)
-    return {"bold": f"\\textbf{{{text}}}", "underline": f"\\underline{{{text}}}"}.get(cell.mark, text)
-
-
-def _long_rows(table: Table) -> Iterator[tuple[Row, Column, Cell]]:
-    for row in table.rows:
-        for col in table.columns:
-            if col in row.cells:
-                yield row, col, row.cells[col]
-
-
-def render_table(table: Table, fmt: str) -> str:
-    """Text of a Table 1/2 in ``fmt``: markdown, latex (booktabs), csv or json (long form)."""
-    if fmt == "markdown":
-        header = ["Method", "#Params (M) / Ratio (%)"] + [" ".join(column_labels(c)) for c in table.columns]
-        body = [[r.label, r.params] + [_md_cell(r.cells.get(c)) for c in table.columns] for r in table.rows]
-        return _markdown(header, body, table.notes)
-    if fmt == "latex":
-        return _latex_table(table)
-    if fmt == "csv":
-        body = [
-            [
-                r.label,
-                *column_labels(c)[:2],
-                cell.mean_text,
-                cell.std_text,
-                "" if cell.n is None else str(cell.n),
-            ]
-            for r, c, cell in _long_rows(table)
-        ]
-        return _csv(["method", "dataset", "metric", "mean", "std", "n"], body)
-    if fmt == "json":
-        items = [
-            {
-                "method": r.label,
-                "dataset": column_labels(c)[0],
-                "metric": column_labels(c)[1],
-                "mean": float(cell.mean_text),
-                "std": float(cell.std_text) if cell.std_text else None,
-                "n": cell.n,
-            }
-            for r, c, cell in _long_rows(table)
-        ]
-        return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
-    raise BenchError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
-
-
-def _latex_table(table: Table) -> str:
-    groups: list[tuple[str, int]] = []
-    for col in table.columns:
-        ds = column_labels(col)[0]
-        if groups and groups[-1][0] == ds:
-            groups[-1] = (ds, groups[-1][1] + 1)
-        else:
-            groups.append((ds, 1))
-    top = ["Method", tex("#Params (M) / Ratio (%)")] + [
-        f"\\multicolumn{{{k}}}{{c}}{{{tex(ds)}}}" for ds, k in groups
-    ]
-    rules, start = [], 3
-    for _, k in groups:
-        rules.append(f"\\cmidrule(lr){{{start}-{start + k - 1}}}")
-        start += k
-    sub = ["", ""] + [
-        f"{METRIC_LATEX.get(c[1]) or tex(column_labels(c)[1])} {tex(column_labels(c)[2])}"
-        for c in table.columns
-    ]
-    lines = [
-        f"\\begin{{tabular}}{{ll{'c' * len(table.columns)}}}",
-        "\\toprule",
-        " & ".join(top) + " \\\\",
-        " ".join(rules),
-        " & ".join(sub) + " \\\\",
-        "\\midrule",
-    ]
-    for r in table.rows:
-        lines.append(
-            " & ".join([tex(r.label), tex(r.params)] + [_tex_cell(r.cells.get(c)) for c in table.columns])
-            + " \\\\"
-        )
-    lines += ["\\bottomrule", "\\end{tabular}"] + [f"% {n}" for n in table.notes]
-    return "\n".join(lines) + "\n"
-
-
-def _markdown(header: list[str], body: list[list[str]], notes: Sequence[str] = ()) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    if notes:
-        lines += [""] + list(notes)
-    return "\n".join(lines) + "\n"
-
-
-def _csv(header: list[str], body: list[list[str]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(body)
-    return buf.getvalue()
-
-
-def render_grid(header: list[str], body: list[list[str]], fmt: str, *, notes: Sequence[str] = ()) -> str:
-    """A plain grid (no column groups, no marks) as markdown, latex or csv."""
-    if fmt == "markdown":
-        return _markdown(header, body, notes)
-    if fmt == "csv":
-        return _csv(header, body)
-    if fmt == "latex":
-        lines = [
-            f"\\begin{{tabular}}{{{'l' * len(header)}}}",
-            "\\toprule",
-            " & ".join(map(tex, header)) + " \\\\",
-            "\\midrule",
-        ]
-        lines += [" & ".join(map(tex, row)) + " \\\\" for row in body]
-        lines += ["\\bottomrule", "\\end{tabular}"] + [f"% {n}" for n in notes]
-        return "\n".join(lines) + "\n"
-    raise BenchError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
-
-
-def _num(text: str) -> float | str | None:
-    try:
-        return float(text)
-    except ValueError:
-        return text or None  # "*" -> None is handled by the caller; ranges stay strings
-
-
-def render_params(rows: Sequence[ParamsRow], fmt: str, *, paper: Sequence[ParamsRow] | None = None) -> str:
-    """The #Params (M) / Ratio (%) column; with ``paper``, ours and published side by side."""
-    if paper is None:
-        if fmt == "json":
-            items = [
-                {
-                    "method": r.label,
-                    "params_m": None if r.params_m == "*" else _num(r.params_m),
-                    "ratio_pct": _num(r.ratio_pct),
-                }
-                for r in rows
-            ]
-            return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
-        return render_grid(
-            ["Method", "#Params (M)", "Ratio (%)"], [[r.label, r.params_m, r.ratio_pct] for r in rows], fmt
-        )
-    ours = {r.key: r for r in rows}
-    theirs = {r.key: r for r in paper}
-    empty = ParamsRow("", "", "", "")
-    keys = method_order(set(ours) | set(theirs))
-    if fmt == "json":
-        items = []
-        for k in keys:
-            o, p = ours.get(k, empty), theirs.get(k, empty)
-            items.append(
-                {
-                    "method": method_label(k),
-                    "ours_params_m": _num(o.params_m),
-                    "ours_ratio_pct": _num(o.ratio_pct),
-                    "paper_params_m": None if p.params_m == "*" else _num(p.params_m),
-                    "paper_ratio_pct": _num(p.ratio_pct),
-                }
-            )
-        return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
-    header = ["Method", "#Params (M) ours", "#Params (M) paper", "Ratio (%) ours", "Ratio (%) paper"]
-    body = []
-    for k in keys:
-        o, p = ours.get(k, empty), theirs.get(k, empty)
-        body.append([method_label(k), o.params_m, p.params_m, o.ratio_pct, p.ratio_pct])
-    return render_grid(header, body, fmt)
 
 
 def side_by_side(ours: Table, paper: Table) -> list[dict]:
@@ -535,52 +179,39 @@ def side_by_side(ours: Table, paper: Table) -> list[dict]:
     return out
 
 
-def render_side_by_side(items: Sequence[dict], number: str, fmt: str, *, notes: Sequence[str] = ()) -> str:
+SAM2LORA_NOTE = ("Published (Mandal et al., arXiv 2510.10288; the authors' results notebook, cell 32): "
+                 "rank 64, per-image means as printed; HD95 in pixels of the 1024 grid.")
+SAM2LORA_CHART_NOTE = ("Vessel rows READ FROM A BAR CHART (+-0.01), Dice and AUC averaged over the prompt modes; "
+                       "no table was published.")
+
+
+def render_sam2lora_paper(fmt: str) -> str:
+    """SAM2LoRA's published numbers: optic disc, datasets x prompt modes (Dice, AUC, HD95), as
+    printed; then the vessel chart readings. Values are the source's strings, never recomputed."""
+    from benchmark.report.layouts import dataset_label
+    from benchmark.report.paper import load_sam2lora_paper
+
+    keys = ("dice", "auc_img", "hd95")
+    od = load_sam2lora_paper("fundus_od")
+    rows = []
+    for (ds, prompt), grp in od.groupby(["dataset", "prompt"], sort=False):
+        values = dict(zip(grp["metric"], grp["mean"], strict=True))
+        rows.append(["optic disc", dataset_label(ds), prompt, grp["n_test"].iloc[0], *(values[k] for k in keys)])
+    vessel = load_sam2lora_paper("fundus_vessel")
+    for (ds, prompt), grp in vessel.groupby(["dataset", "prompt"], sort=False):
+        values = dict(zip(grp["metric"], grp["mean"], strict=True))
+        rows.append(["vessel (chart)", dataset_label(ds), prompt, "", *(values.get(k, "") for k in keys)])
+    header = ["Task", "Dataset", "Prompt", "n", "Dice", "AUC", "HD95 (px)"]
     if fmt == "json":
-        rows = []
-        for it in items:
-            o, p = it["ours"], it["paper"]
-            ds, metric, _ = column_labels(it["column"])
-            rows.append(
-                {
-                    "method": method_label(it["method"]),
-                    "dataset": ds,
-                    "metric": metric,
-                    "ours_mean": float(o.mean_text) if o else None,
-                    "ours_std": float(o.std_text) if o and o.std_text else None,
-                    "n": o.n if o else None,
-                    "paper_mean": float(p.mean_text) if p else None,
-                    "paper_std": float(p.std_text) if p and p.std_text else None,
-                    "diff": None
-                    if it["diff"] is None
-                    else round(it["diff"], decimals(number, it["column"][1])[0]),
-                }
-            )
-        return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
-    header = ["Method", "Dataset", "Metric", "Ours", "n", "Paper", "Δ (ours − paper)"]
-    body = []
-    for it in items:
-        o, p = it["ours"], it["paper"]
-        ds, metric, arrow = column_labels(it["column"])
-        d = "" if it["diff"] is None else signed(it["diff"], decimals(number, it["column"][1])[0])
-        body.append(
-            [
-                method_label(it["method"]),
-                ds,
-                f"{metric} {arrow}",
-                o.text if o else "",
-                str(o.n) if o else "",
-                p.text if p else "",
-                d,
-            ]
-        )
-    return render_grid(header, body, fmt, notes=notes)
+        items = [dict(zip(header, r, strict=True)) for r in rows]
+        return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
+    return render_grid(header, rows, fmt, notes=(SAM2LORA_NOTE, SAM2LORA_CHART_NOTE))
 
 
 def table_text(*, table: str, source: str, fmt: str, records: Sequence[dict] = (), side: bool = False) -> str:
     """The whole output of ``sam-peft-bench table``: a pure function of the records and the paper."""
-    if table not in TABLES:
-        raise BenchError(f"unknown table {table!r}; valid: {', '.join(TABLES)}")
+    if table != "params" and table not in LAYOUTS:
+        raise BenchError(f"unknown table {table!r}; valid: {', '.join((*LAYOUTS.keys(), 'params'))}")
     if side and source != "runs":
         raise BenchError("--side-by-side compares runs with the paper: use it with --source runs")
     if table == "params":
@@ -588,6 +219,8 @@ def table_text(*, table: str, source: str, fmt: str, records: Sequence[dict] = (
             return render_params(paper_params_rows(), fmt)
         return render_params(runs_params(records), fmt, paper=paper_params_rows() if side else None)
     if source == "paper":
+        if LAYOUTS.get(table).paper == "sam2lora":
+            return render_sam2lora_paper(fmt)
         return render_table(paper_table(table), fmt)
     ours = runs_table(table, records)
     if not side:
@@ -637,4 +270,7 @@ def _run(args) -> int:
         table_text(table=args.table, source=source, fmt=args.format, records=records, side=args.side_by_side),
         end="",
     )
+    if args.format in ("csv", "json") and source == "runs" and args.table != "params":
+        for note in provenance_notes(table_records(args.table, records)):  # these formats carry no notes
+            print(f"note: {note}", file=sys.stderr)
     return 0

@@ -1,5 +1,6 @@
 """Training and running: mixed precision (``amp``), the losses, the one-run engine, DDP helpers
-(``dist``) and the resumable grid (``runner``) that writes one record per run.
+(``dist``), the resumable grid (``runner``) that writes one record per run, and the provenance
+each record carries (``provenance``: data and checkpoint, computed once per grid).
 
 May import: ``benchmark.core``, ``benchmark.model``, ``benchmark.data``, ``metrics``.
 """

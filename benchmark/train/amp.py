@@ -5,7 +5,7 @@ cast different ops: CUDA's runs its "fp32" ops (interpolation, layer and group n
 exp/log/pow, the losses, ...) in float32 and its "fp32_set_opt_dtype" reductions (sum, softmax,
 cumsum, prod, norms) with a float32 result, while CPU autocast leaves most of them in bf16. Code
 that meets a float32 and a bf16 tensor in an indexed or in-place op (``index_add``, ``scatter``,
-``copy_``) therefore runs on the CPU and crashes on the GPU (docs/FIDELITY.md, "GPU").
+``copy_``) therefore runs on the CPU and crashes on the GPU (docs/FIDELITY.md#gpu-autocast).
 :func:`cuda_cast_policy` closes that gap in tests: under it, CPU autocast returns float32 from
 every op CUDA autocast would, by casting their floating inputs to float32 (what CUDA autocast
 does); the backward follows through the casts, as on the GPU.

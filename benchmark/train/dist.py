@@ -64,3 +64,10 @@ def maybe_no_sync(model: torch.nn.Module, skip_sync: bool):
 def barrier() -> None:
     if td.is_initialized():
         td.barrier()
+
+
+def collective_device() -> torch.device:
+    """Where small collective tensors live: the current GPU under NCCL, the CPU under gloo."""
+    if td.is_initialized() and td.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

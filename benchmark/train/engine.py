@@ -1,12 +1,17 @@
 """Train one (method, backbone, domain, seed) and evaluate its best checkpoint: the official recipe.
 
-REFERENCE.md, "Training": AdamW (weight decay 1e-4), per-domain lr and epochs, polynomial decay
+docs/FIDELITY.md#training-recipe: AdamW (weight decay 1e-4), per-domain lr and epochs, polynomial decay
 without warm-up, gradient clipping at norm 1.0, an effective batch of 4 by gradient accumulation,
 16-bit autocast on GPU (bf16 where supported, else fp16 with loss scaling) and fp32 on CPU,
 Conv-LoRA's balancing loss added, validation every epoch on the domain's metric, the best
 checkpoint (trainable parameters only) kept, early stopping with patience 10, then the best
 checkpoint evaluated on every test set with the domain's metrics at the model's input size (the
 official protocol). One process, or several under ``torchrun`` (DDP; see :mod:`benchmark.train.dist`).
+
+The run reads top to bottom as named steps: :func:`build_run` (model, data, optimiser),
+:func:`train_epoch`, :func:`validate_and_keep_best`, :func:`test_best`. Between steps the loop
+writes its resume state (:mod:`benchmark.train.resume`), so a killed or preempted run continues
+where it stopped when the same command runs again.
 
 Choices where the reference is silent: the polynomial decay has power 1 (transformers' default
 for ``get_polynomial_decay_schedule_with_warmup``) and decays to 0 over all optimiser steps;
@@ -24,19 +29,24 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from benchmark.core.errors import BenchError
-from benchmark.data.datasets import FOREGROUND_THRESHOLD, SegmentationDataset, load_mask
+from benchmark.core.io import save_torch_atomic
+from benchmark.core.options import apply_overrides, check_config, option
+from benchmark.data.datasets import SegmentationDataset
 from benchmark.data.domains import Domain
+from benchmark.data.predictions import PredictionWriter
 from benchmark.model.backbones import BACKBONES, count_parameters
 from benchmark.model.factory import build_model
 from benchmark.train import dist
-from benchmark.train.amp import autocast
-from benchmark.train.losses import LOSSES, semantic_map
-from metrics import MetricSuite
+from benchmark.train.amp import PRECISIONS, autocast
+from benchmark.train.evaluation import evaluate, peak_memory
+from benchmark.train.losses import LOSSES
+from benchmark.train.resume import Preempted, Progress, load_state, save_state, set_rng_state, stop_requested
+from methods import METHODS
+from methods.layers import expert_counts, reset_expert_counts
 
 
 class RunFailed(Exception):
@@ -45,26 +55,28 @@ class RunFailed(Exception):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings; ``None`` fields take the domain's value (epochs, lr, loss)."""
+    """Training settings; ``None`` fields take the domain's value (epochs, lr, loss). Every field's
+    allowed values are declared here and checked by :mod:`benchmark.core.options`."""
 
-    epochs: int | None = None
-    lr: float | None = None
-    loss: str | None = None
-    weight_decay: float = 1e-4
-    batch_size: int = 1  # per device
-    effective_batch: int = 4  # reached by gradient accumulation (and DDP ranks)
-    grad_clip: float = 1.0
-    poly_power: float = 1.0  # lr = lr0 * (1 - step / total) ** power, no warm-up
-    patience: int = 10
-    image_size: int | None = None  # default: the backbone's input size
-    precision: str = "auto"  # auto: bf16 (else fp16) autocast on GPU, fp32 on CPU; or fp32|bf16|fp16 anywhere
-    num_workers: int = 0
-    num_threads: int | None = None  # torch intra-op threads; 1 is fastest for the tiny smoke model
+    epochs: int | None = option(None, min=1)
+    lr: float | None = option(None, gt=0)
+    loss: str | None = option(None, choices=tuple(LOSSES.keys()))
+    weight_decay: float = option(1e-4, min=0)
+    batch_size: int = option(1, min=1)  # per device
+    effective_batch: int = option(4, min=1)  # reached by gradient accumulation (and DDP ranks)
+    grad_clip: float = option(1.0, gt=0)
+    poly_power: float = option(1.0, min=0)  # lr = lr0 * (1 - step / total) ** power, no warm-up
+    patience: int = option(10, min=1)
+    image_size: int | None = option(None, min=16)  # default: the backbone's input size
+    precision: str = option("auto", choices=PRECISIONS)  # auto: bf16 (else fp16) on GPU, fp32 on CPU
+    num_workers: int = option(0, min=0)
+    num_threads: int | None = option(None, min=1)  # torch intra-op threads; 1 is fastest for the tiny smoke model
     hflip: bool = True  # the official augmentation; off only to compare runs image for image
-    optimizer: str = "adamw"  # adamw (official); sgd only to check gradient plumbing (DDP test)
-    eval_protocol: str = "official"  # official: at the model's input size; original: at each GT's size
-    max_train_images: int | None = None  # cap per epoch (smoke runs)
+    optimizer: str = option("adamw", choices=("adamw", "sgd"))  # sgd only to check gradient plumbing (DDP test)
+    eval_protocol: str = option("official", choices=("official", "original"))  # original: at each GT's size
+    max_train_images: int | None = option(None, min=1)  # cap per epoch (smoke runs)
     save_best: bool = True
+    attention: str = option("auto", choices=("auto", "sam", "sdpa"))  # SAM encoder attention: auto = sdpa on CUDA, sam on CPU
 
     def resolved(self, domain: Domain, backbone: str) -> TrainConfig:
         return replace(
@@ -80,26 +92,8 @@ TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 
 def train_config_from(overrides: dict[str, str], base: TrainConfig) -> TrainConfig:
-    """Apply ``--set`` strings to the train settings they name."""
-    values: dict[str, Any] = {}
-    for f in fields(TrainConfig):
-        if f.name in overrides:
-            text = overrides[f.name]
-            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-            try:
-                if "bool" in kind:
-                    if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                        raise ValueError(text)
-                    values[f.name] = text.lower() in ("1", "true", "yes", "on")
-                elif "int" in kind:
-                    values[f.name] = None if text.lower() == "none" else int(text)
-                elif "float" in kind:
-                    values[f.name] = None if text.lower() == "none" else float(text)
-                else:
-                    values[f.name] = text
-            except ValueError:
-                raise BenchError(f"option {f.name}: cannot read {text!r} as {kind}") from None
-    return replace(base, **values)
+    """Apply ``--set`` strings to the train settings they name (parsed and range-checked)."""
+    return apply_overrides(base, overrides)
 
 
 @dataclass
@@ -114,6 +108,8 @@ class RunResult:
     peak_memory_mb: float
     peak_memory_kind: str
     config: dict[str, Any] = field(default_factory=dict)
+    resumed_from: dict[str, int] | None = None  # where a resumed run picked up (1-based epoch, batches done)
+    expert_usage: dict[str, list[list[int]]] | None = None  # test set -> layers x experts routed counts
 
 
 def seed_everything(seed: int) -> None:
@@ -129,58 +125,6 @@ def compute_loss(out, batch: dict, domain: Domain, loss_key: str) -> torch.Tenso
     return fn(out.logits.float(), batch["mask"])
 
 
-def predictions(out, domain: Domain) -> list[np.ndarray]:
-    """Per image: binary probabilities (H, W) float32, or class maps (H, W) int64."""
-    if domain.task == "multiclass":
-        return list(semantic_map(out.logits, out.class_logits).cpu().numpy())
-    return list(torch.sigmoid(out.logits.float())[:, 0].cpu().numpy())
-
-
-def targets(batch: dict, domain: Domain) -> list[np.ndarray]:
-    if domain.task == "multiclass":
-        return list(batch["mask"].cpu().numpy())
-    return list((batch["mask"][:, 0] > 0.5).cpu().numpy())
-
-
-def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
-    """One image's prediction with its logits resized (bilinear) to the original GT, and that GT."""
-    gt = load_mask(sample.mask, domain)
-    size = gt.shape
-    logits = F.interpolate(out.logits[index : index + 1].float(), size=size, mode="bilinear", align_corners=False)
-    if domain.task == "multiclass":
-        pred = semantic_map(logits, out.class_logits[index : index + 1])[0].cpu().numpy()
-        return pred, gt.astype(np.int64)
-    return torch.sigmoid(logits)[0, 0].cpu().numpy(), gt > FOREGROUND_THRESHOLD
-
-
-@torch.no_grad()
-def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
-             protocol: str = "official", progress: bool = True) -> dict:
-    """Metric values over a loader.
-
-    ``official``: the model's output at its input size against the GT resized to it (nearest), as
-    the official evaluation. ``original``: logits resized to each image's original size against
-    its original GT (a common protocol elsewhere; not the paper's).
-    """
-    model.eval()
-    suite = MetricSuite(list(keys), num_classes=domain.num_classes if domain.task == "multiclass" else None)
-    ctx, _ = autocast(device, precision)
-    seen = 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.is_main()), dynamic_ncols=True)
-    for batch in bar:
-        with ctx:
-            out = model(batch["image"].to(device))
-        if protocol == "original":
-            for i in range(len(batch["image"])):
-                suite.update(*_at_original_size(out, i, loader.dataset.samples[seen + i], domain))
-        else:
-            for pred, gt in zip(predictions(out, domain), targets(batch, domain), strict=True):
-                suite.update(pred, gt)
-        seen += len(batch["image"])
-    values = suite.compute()
-    return {k: (float(v) if not isinstance(v, list) else [float(x) for x in v]) for k, v in values.items()}
-
-
 def _loader(ds, *, batch_size: int, shuffle: bool, seed: int, num_workers: int, shard: bool = False) -> DataLoader:
     """``shard``: split across DDP ranks (training only; every rank evaluates the whole set)."""
     sampler = dist.sampler(ds, shuffle=shuffle, seed=seed) if shard else None
@@ -191,13 +135,188 @@ def _loader(ds, *, batch_size: int, shuffle: bool, seed: int, num_workers: int, 
     )
 
 
-def _peak_memory(device: torch.device) -> tuple[float, str]:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    import resource
+@dataclass
+class Run:
+    """Everything one run's steps share, built once by :func:`build_run`."""
 
-    # ru_maxrss is in KiB on Linux; it is the process's high-water mark, not this run's alone.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_process_max_rss"
+    cfg: TrainConfig
+    domain: Domain
+    data_root: Path
+    seed: int
+    device: torch.device
+    model: Any
+    method_cfg: Any
+    train_model: torch.nn.Module  # the model, or its DDP wrapper
+    params: list[torch.nn.Parameter]
+    train_loader: DataLoader
+    val_loader: DataLoader
+    accum: int
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    ctx: Any
+    fingerprint: dict
+    state_path: Path | None
+    progress_bars: bool
+    best_state: dict | None = None
+    expert_usage: dict[str, list[list[int]]] | None = None  # set by test_best for a routing method
+
+    def save(self, progress: Progress, epoch_generator: torch.Tensor) -> None:
+        if self.state_path is not None:
+            save_state(self.state_path, fingerprint=self.fingerprint, progress=progress, model=self.model,
+                       opt=self.opt, sched=self.sched, scaler=self.scaler, best_state=self.best_state,
+                       epoch_generator_state=epoch_generator)
+
+
+def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_root: Path, checkpoint: Path | None,
+              method_overrides: dict[str, str], cfg: TrainConfig, device: torch.device,
+              state_path: Path | None, progress: bool) -> Run:
+    """Model (built where it runs), loaders, optimiser, lr schedule and autocast of one run."""
+    seed_everything(seed)
+    classes = domain.num_classes if domain.task == "multiclass" else 1
+    model, method_cfg = build_model(
+        backbone, method, num_classes=classes,
+        checkpoint=checkpoint if METHODS.get(method).pretrained else None, overrides=method_overrides,
+        device=device,  # built where it runs: a ViT-H initialised on the CPU costs seconds per run
+        attention=cfg.attention,
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not METHODS.get(method).trains:  # a reference row (zero-shot): no epoch, evaluated as built
+        cfg = replace(cfg, epochs=0)
+        params = [torch.nn.Parameter(torch.zeros((), device=device))]  # AdamW refuses an empty list; never stepped
+    size = cfg.image_size
+    train_ds = SegmentationDataset(domain, data_root, "train", size=size, train=cfg.hflip)
+    if cfg.max_train_images:
+        train_ds.samples = train_ds.samples[: cfg.max_train_images]
+    if len(train_ds) == 0:
+        raise BenchError(f"domain {domain.key}: the train split is empty under {data_root}")
+    val_loader = _loader(SegmentationDataset(domain, data_root, "val", size=size, train=False),
+                         batch_size=cfg.batch_size, shuffle=False, seed=seed, num_workers=cfg.num_workers)
+    train_loader = _loader(train_ds, batch_size=cfg.batch_size, shuffle=True, seed=seed,
+                           num_workers=cfg.num_workers, shard=True)
+    accum = max(1, cfg.effective_batch // (cfg.batch_size * dist.world_size()))
+    total_steps = max(1, math.ceil(len(train_loader) / accum) * cfg.epochs)
+    if cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total_steps) ** cfg.poly_power)
+    ctx, scaler = autocast(device, cfg.precision)
+    fingerprint = {"method": method, "backbone": backbone, "domain": domain.key, "seed": seed,
+                   "method_config": asdict(method_cfg), "train": asdict(cfg), "data_root": str(data_root),
+                   "checkpoint": str(checkpoint) if checkpoint else None}
+    return Run(cfg, domain, data_root, seed, device, model, method_cfg, dist.wrap(model, device), params,
+               train_loader, val_loader, accum, opt, sched, scaler, ctx, fingerprint, state_path, progress)
+
+
+def _optimizer_step(run: Run) -> None:
+    """Clip (after unscaling, under fp16) and step; then zero the gradients and advance the lr."""
+    if run.scaler:
+        run.scaler.unscale_(run.opt)
+    torch.nn.utils.clip_grad_norm_(run.params, run.cfg.grad_clip)
+    if run.scaler:
+        run.scaler.step(run.opt)
+        run.scaler.update()
+    else:
+        run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    run.sched.step()
+
+
+def train_epoch(run: Run, progress: Progress, *, resume_rng: dict | None = None) -> None:
+    """Train the epoch ``progress.epoch`` from batch ``progress.batch`` on (0: from the start).
+
+    Resuming mid-epoch replays the epoch's data order (the loader's generator was restored by the
+    caller), skips the batches already trained and then restores the RNG states saved after them.
+    A stop request (SIGTERM/SIGUSR1) is honoured after the optimiser step in progress: the state
+    is written and :class:`Preempted` raised.
+    """
+    loader, domain, cfg = run.train_loader, run.domain, run.cfg
+    run.train_model.train()
+    if hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(progress.epoch)
+    epoch_generator = loader.generator.get_state()
+    batches = iter(loader)
+    for _ in range(progress.batch):
+        next(batches)
+    if resume_rng is not None:
+        set_rng_state(resume_rng)
+    run.opt.zero_grad(set_to_none=True)
+    for i in range(progress.batch, len(loader)):
+        batch = next(batches)
+        last = (i + 1) % run.accum == 0 or i + 1 == len(loader)
+        images = batch["image"].to(run.device)
+        batch = {**batch, "mask": batch["mask"].to(run.device)}
+        with dist.maybe_no_sync(run.train_model, not last), run.ctx:
+            out = run.train_model(images)
+            loss = compute_loss(out, batch, domain, cfg.loss) + out.aux_loss.float()
+        if not torch.isfinite(loss):
+            raise RunFailed(f"loss became {loss.item()} at epoch {progress.epoch + 1}, batch {i + 1}")
+        scaled = loss / run.accum
+        (run.scaler.scale(scaled) if run.scaler else scaled).backward()
+        progress.running += loss.item()
+        progress.n_batches += 1
+        if last:
+            _optimizer_step(run)
+            if i + 1 < len(loader) and stop_requested():
+                progress.batch = i + 1
+                run.save(progress, epoch_generator)
+                raise Preempted(f"stopped at epoch {progress.epoch + 1}, batch {i + 1}")
+    progress.batch = len(loader)
+
+
+def validate_and_keep_best(run: Run, progress: Progress) -> float:
+    """Score the epoch on the validation split; keep the trainable state if it is the best so far."""
+    metric = run.domain.val_metric
+    val = evaluate(run.model, run.val_loader, run.domain, (metric,), run.device, run.cfg.precision, "val",
+                   progress=run.progress_bars)
+    score = val[metric]
+    mean_loss = progress.running / max(progress.n_batches, 1)
+    progress.history.append({"epoch": progress.epoch + 1, "train_loss": mean_loss, metric: score})
+    best = progress.best_score
+    higher = run.domain.val_higher_is_better  # the metric's own direction
+    if best is None or (score > best if higher else score < best):
+        progress.best_score, progress.best_epoch, progress.stale = score, progress.epoch + 1, 0
+        run.best_state = run.model.trainable_state_dict()
+    else:
+        progress.stale += 1
+    return score
+
+
+def test_best(run: Run, progress: Progress, best_path: Path | None,
+              writer: PredictionWriter | None = None) -> dict[str, dict[str, Any]]:
+    """Load the best trainable state (saving it if asked), then score every test set (``writer``:
+    save its first predictions); a routing method's expert counts go to ``run.expert_usage``."""
+    if run.best_state is not None:
+        run.model.load_state_dict(run.best_state, strict=False)
+        if best_path is not None and run.cfg.save_best and dist.is_main():
+            save_torch_atomic(run.best_state, best_path)
+    results: dict[str, dict[str, Any]] = {}
+    for test_set in run.domain.tests:
+        ds = SegmentationDataset(run.domain, run.data_root, test_set, size=run.cfg.image_size, train=False)
+        loader = _loader(ds, batch_size=run.cfg.batch_size, shuffle=False, seed=run.seed,
+                         num_workers=run.cfg.num_workers)
+        reset_expert_counts(run.model)
+        results[test_set] = evaluate(run.model, loader, run.domain, run.domain.test_metrics, run.device,
+                                     run.cfg.precision, test_set, protocol=run.cfg.eval_protocol,
+                                     progress=run.progress_bars,
+                                     sink=writer.sink(test_set) if writer is not None else None)
+        counts = expert_counts(run.model)
+        if counts is not None:
+            run.expert_usage = {**(run.expert_usage or {}), test_set: counts}
+    return results
+
+
+def _restore(run: Run, state: dict) -> Progress:
+    """Put a saved state back into the run's model, optimiser, schedule, scaler and loader."""
+    run.model.load_state_dict(state["trainable"], strict=False)
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state["scaler"] is not None:
+        run.scaler.load_state_dict(state["scaler"])
+    run.best_state = state["best_state"]
+    run.train_loader.generator.set_state(state["epoch_generator"])
+    return state["progress"]
 
 
 def train_and_evaluate(
@@ -212,128 +331,61 @@ def train_and_evaluate(
     train_cfg: TrainConfig,
     device: torch.device,
     best_path: Path | None = None,
+    state_path: Path | None = None,
     progress: bool = True,
+    writer: PredictionWriter | None = None,
 ) -> RunResult:
-    """One run; raises RunFailed (or BenchError for bad input) on failure."""
+    """One run; raises RunFailed (or BenchError for bad input) on failure, Preempted on a stop request.
+
+    With ``state_path``, the run resumes from the state found there and writes its own at the end
+    of every epoch (the caller removes it once the record is written).
+    """
     cfg = train_cfg.resolved(domain, backbone)
-    if cfg.eval_protocol not in ("official", "original"):
-        raise BenchError(f"unknown eval_protocol {cfg.eval_protocol!r}; valid: official, original")
+    check_config(cfg)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    seed_everything(seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    classes = domain.num_classes if domain.task == "multiclass" else 1
-    model, method_cfg = build_model(
-        backbone, method, num_classes=classes,
-        checkpoint=None if method == "from_scratch" else checkpoint, overrides=method_overrides,
-        device=device,  # built where it runs: a ViT-H initialised on the CPU costs seconds per run
-    )
-    trainable, total = count_parameters(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:  # a reference row (zero-shot): no epoch, the model is evaluated as built
-        cfg = replace(cfg, epochs=0)
-        params = [torch.nn.Parameter(torch.zeros(()))]  # AdamW refuses an empty list; never stepped
-    train_model = dist.wrap(model, device)
+    run = build_run(method=method, backbone=backbone, domain=domain, seed=seed, data_root=data_root,
+                    checkpoint=checkpoint, method_overrides=method_overrides, cfg=cfg, device=device,
+                    state_path=state_path, progress=progress)
+    state = load_state(state_path, run.fingerprint) if state_path is not None else None
+    prog = _restore(run, state) if state is not None else Progress()
+    resumed_from = {"epoch": prog.epoch + 1, "batch": prog.batch} if state is not None else None
+    resume_rng = state["rng"] if state is not None else None
 
-    size = cfg.image_size
-    train_ds = SegmentationDataset(domain, data_root, "train", size=size, train=cfg.hflip)
-    if cfg.max_train_images:
-        train_ds.samples = train_ds.samples[: cfg.max_train_images]
-    val_loader = _loader(SegmentationDataset(domain, data_root, "val", size=size, train=False),
-                         batch_size=cfg.batch_size, shuffle=False, seed=seed, num_workers=cfg.num_workers)
-    train_loader = _loader(
-        train_ds, batch_size=cfg.batch_size, shuffle=True, seed=seed, num_workers=cfg.num_workers, shard=True
-    )
-    if len(train_ds) == 0:
-        raise BenchError(f"domain {domain.key}: the train split is empty under {data_root}")
-
-    accum = max(1, cfg.effective_batch // (cfg.batch_size * dist.world_size()))
-    steps_per_epoch = math.ceil(len(train_loader) / accum)
-    total_steps = max(1, steps_per_epoch * cfg.epochs)
-    if cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr)
-    else:
-        raise BenchError(f"unknown optimizer {cfg.optimizer!r}; valid: adamw, sgd")
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: max(0.0, 1 - s / total_steps) ** cfg.poly_power
-    )
-    ctx, scaler = autocast(device, cfg.precision)
-    higher = domain.val_higher_is_better
-    best_score, best_epoch, best_state, stale = None, -1, None, 0
-    history: list[dict[str, float]] = []
-
-    t0 = time.perf_counter()
-    epochs = tqdm(range(cfg.epochs), desc=f"{method}/{domain.key}/s{seed}", leave=False,
-                  disable=not (progress and dist.is_main()), dynamic_ncols=True)
-    for epoch in epochs:
-        train_model.train()
-        if hasattr(train_loader.sampler, "set_epoch"):
-            train_loader.sampler.set_epoch(epoch)
-        opt.zero_grad(set_to_none=True)
-        running, n_batches = 0.0, 0
-        for i, batch in enumerate(train_loader):
-            last = (i + 1) % accum == 0 or i + 1 == len(train_loader)
-            images = batch["image"].to(device)
-            batch = {**batch, "mask": batch["mask"].to(device)}
-            with dist.maybe_no_sync(train_model, not last), ctx:
-                out = train_model(images)
-                loss = compute_loss(out, batch, domain, cfg.loss) + out.aux_loss.float()
-            if not torch.isfinite(loss):
-                raise RunFailed(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}")
-            scaled = loss / accum
-            (scaler.scale(scaled) if scaler else scaled).backward()
-            running += loss.item()
-            n_batches += 1
-            if last:
-                if scaler:
-                    scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                if scaler:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                opt.zero_grad(set_to_none=True)
-                sched.step()
-        val = evaluate(model, val_loader, domain, (domain.val_metric,), device, cfg.precision, "val",
-                       progress=progress)
-        score = val[domain.val_metric]
-        history.append({"epoch": epoch + 1, "train_loss": running / max(n_batches, 1), domain.val_metric: score})
-        improved = best_score is None or (score > best_score if higher else score < best_score)
-        if improved:
-            best_score, best_epoch, stale = score, epoch + 1, 0
-            best_state = model.trainable_state_dict()
-        else:
-            stale += 1
-        epochs.set_postfix(loss=f"{running / max(n_batches, 1):.4f}", **{domain.val_metric: f"{score:.4f}"})
-        if stale >= cfg.patience:
-            break
-    train_seconds = time.perf_counter() - t0
-
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
-        if best_path is not None and cfg.save_best and dist.is_main():
-            best_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = best_path.with_name(best_path.name + ".tmp")
-            torch.save(best_state, tmp)
-            tmp.replace(best_path)
+    t0 = time.perf_counter() - prog.train_seconds
+    cfg = run.cfg  # a reference row that trains nothing has 0 epochs
+    bar = tqdm(total=cfg.epochs, initial=prog.epoch, desc=f"{method}/{domain.key}/s{seed}", leave=False,
+               disable=not (progress and dist.is_main()), dynamic_ncols=True)
+    while not prog.done and prog.epoch < cfg.epochs:
+        if prog.batch == 0 and resume_rng is not None:  # resumed at an epoch boundary
+            set_rng_state(resume_rng)
+            resume_rng = None
+        train_epoch(run, prog, resume_rng=resume_rng)
+        resume_rng = None
+        score = validate_and_keep_best(run, prog)
+        prog.done = prog.stale >= cfg.patience or prog.epoch + 1 == cfg.epochs
+        prog.epoch, prog.batch, prog.running, prog.n_batches = prog.epoch + 1, 0, 0.0, 0
+        prog.train_seconds = time.perf_counter() - t0
+        run.save(prog, run.train_loader.generator.get_state())
+        bar.update(1)
+        bar.set_postfix(**{domain.val_metric: f"{score:.4f}"})
+        if not prog.done and stop_requested():
+            raise Preempted(f"stopped after epoch {prog.epoch}")
+    bar.close()
+    train_seconds = prog.train_seconds
 
     t1 = time.perf_counter()
-    results: dict[str, dict[str, Any]] = {}
-    for test_set in domain.tests:
-        loader = _loader(SegmentationDataset(domain, data_root, test_set, size=size, train=False),
-                         batch_size=cfg.batch_size, shuffle=False, seed=seed, num_workers=cfg.num_workers)
-        results[test_set] = evaluate(model, loader, domain, domain.test_metrics, device, cfg.precision, test_set,
-                                     protocol=cfg.eval_protocol, progress=progress)
+    results = test_best(run, prog, best_path, writer if dist.is_main() else None)
     eval_seconds = time.perf_counter() - t1
-    peak, kind = _peak_memory(device)
+    peak, kind = peak_memory(device)
+    trainable, total = count_parameters(run.model)
     return RunResult(
-        metrics=results, val_history=history, best_epoch=best_epoch,
+        metrics=results, val_history=prog.history, best_epoch=prog.best_epoch,
         trainable_params=trainable, total_params=total,
         train_seconds=train_seconds, eval_seconds=eval_seconds,
         peak_memory_mb=peak, peak_memory_kind=kind,
-        config={"method": asdict(method_cfg), "train": asdict(cfg)},
+        config={"method": asdict(run.method_cfg), "train": asdict(cfg)},
+        resumed_from=resumed_from, expert_usage=run.expert_usage,
     )

@@ -4,6 +4,7 @@
 ``structure_weighted`` the pixel-weighted BCE PraNet intended, ``balanced_bce`` the SBU loss, and
 ``mask2former`` the set loss for Trans10K. Binary losses take logits (B, 1, H, W) and a float mask
 in {0, 1} of the same shape; ``mask2former`` takes the model output and int labels (B, H, W).
+The facts with their sources: docs/FIDELITY.md#losses and docs/FIDELITY.md#sam2lora-loss.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def focal_tversky_loss(
 
 def composite_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """SAM2LoRA's composite loss: BCE + SoftDice + FocalTversky, equal weights (the abstract
-    names the three terms, not their weights)."""
+    names the three terms; the authors' code weighs them 1/1/1: docs/FIDELITY.md#sam2lora-loss)."""
     bce = F.binary_cross_entropy_with_logits(logits, mask)
     return bce + soft_dice_loss(logits, mask) + focal_tversky_loss(logits, mask)
 

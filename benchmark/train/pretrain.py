@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
 import os
@@ -45,6 +44,7 @@ from torch import nn
 from tqdm import tqdm
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import save_torch_atomic
 from benchmark.data.datasets import PIXEL_MEAN, PIXEL_STD
 from benchmark.data.scenes import paint_scene
 from benchmark.model.backbones import BACKBONES, build_sam
@@ -238,13 +238,7 @@ def ensure_mini_sam(backbone: str = "sam_tiny", *, seed: int = 0, recipe: MiniSA
             return path
         t0 = time.perf_counter()
         state = pretrain(recipe, progress=progress)
-        # Through a buffer: torch.save names the zip's root folder after the file it writes, and
-        # the temporary name holds a pid; from a buffer the root is "archive", the bytes are the same.
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(path)
+        save_torch_atomic(state, path)  # the same bytes from any process (the test builds in another)
         if progress:
             print(f"mini-SAM pretrained in {time.perf_counter() - t0:.0f} s: {path}", file=sys.stderr)
     return path

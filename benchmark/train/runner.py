@@ -21,16 +21,25 @@ import traceback
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from benchmark.core.errors import BenchError
+from benchmark.core.io import remove_stale_temporaries, write_json_atomic
 from benchmark.data.domains import DOMAINS, Domain
+from benchmark.data.predictions import PredictionWriter, domain_folder, run_folder
 from benchmark.model.backbones import BACKBONES
 from benchmark.train import dist
 from benchmark.train.engine import TRAIN_KEYS, RunFailed, TrainConfig, train_and_evaluate, train_config_from
+from benchmark.train.provenance import GridProvenance
+from benchmark.train.resume import (
+    PREEMPTED_EXIT,
+    Preempted,
+    StateMismatch,
+    install_signal_handlers,
+    state_path_for,
+)
 from methods import METHODS, make_config
 
 SYNTH_VERSION = "v1"
@@ -99,25 +108,6 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 def shard_of(keys: list[RunKey], k: int, n: int) -> list[RunKey]:
     return keys[k - 1 :: n]
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def remove_stale_temporaries(out: Path) -> None:
-    """Delete ``.<name>.<pid>.tmp`` files left by a process killed mid-write (its pid is gone)."""
-    for tmp in out.rglob(".*.tmp") if out.is_dir() else ():
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            tmp.unlink(missing_ok=True)
 
 
 def read_status(path: Path) -> str | None:
@@ -211,10 +201,11 @@ def check_losses(train_cfg: TrainConfig, domains: list[str]) -> None:
                          f"{'is' if len(clash) == 1 else 'are'} not (leave them out of --domains)")
 
 
-def _record(key: RunKey, *, preset: str, status: str, error: str | None, extra: dict) -> dict:
+def _record(key: RunKey, *, preset: str, status: str, error: str | None, provenance: dict, extra: dict) -> dict:
     return {
         "method": key.method, "backbone": key.backbone, "domain": key.domain, "seed": key.seed,
         "status": status, "error": error, "preset": preset,
+        **provenance,  # data, checkpoint, method_pretrained (benchmark/train/provenance.py)
         **extra,
         "versions": versions(), "git_commit": git_commit(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -236,8 +227,13 @@ def run_grid(
     force: bool = False,
     device: str | None = None,
     progress: bool = True,
+    save_predictions: int = 0,
 ) -> list[dict]:
-    """Run (or resume) the grid; returns the records of the runs done now (ok and failed)."""
+    """Run (or resume) the grid; returns the records of the runs done now (ok and failed).
+
+    ``save_predictions``: write each run's first N predictions per test set as PNG
+    (:mod:`benchmark.data.predictions`); an ok record that is skipped writes none.
+    """
     p = PRESETS.get(preset)
     if p is None:
         raise BenchError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
@@ -246,7 +242,7 @@ def run_grid(
     per_method, train_sets = split_overrides(sets or [], methods)
     train_cfg = train_config_from(train_sets, p.train)
     check_losses(train_cfg, domains)
-    if p.needs_checkpoint and checkpoint is None and any(m != "from_scratch" for m in methods):
+    if p.needs_checkpoint and checkpoint is None and any(METHODS.get(m).pretrained for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
     if checkpoint is not None:
         from benchmark.model.checkpoints import verify_checkpoint
@@ -268,6 +264,7 @@ def run_grid(
 
         checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
     dev = dist.init_from_env(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    provenance = GridProvenance(data_root, checkpoint, progress=progress and dist.is_main())
     k, n = parse_shard(shard)
     todo = shard_of(grid(methods, domains, seeds, backbone), k, n)
     remove_stale_temporaries(out)
@@ -287,9 +284,11 @@ def run_grid(
                 data_errors[key.domain] = str(exc)
         record = _run_one(key, preset=preset, data_root=data_root, checkpoint=checkpoint,
                           method_overrides=per_method[key.method], train_cfg=train_cfg, device=dev,
-                          data_error=data_errors[key.domain], out=out, progress=progress)
+                          data_error=data_errors[key.domain], out=out, progress=progress,
+                          provenance=provenance, save_predictions=save_predictions)
         if dist.is_main():
             write_json_atomic(path, record)
+            state_path_for(path).unlink(missing_ok=True)  # the record is the run's final word
             tqdm.write(summary_line(record, DOMAINS.get(key.domain)), file=sys.stderr)
         done.append(record)
     dist.barrier()
@@ -297,33 +296,46 @@ def run_grid(
 
 
 def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | None, method_overrides: dict,
-             train_cfg: TrainConfig, device: torch.device, data_error: str | None, out: Path, progress: bool) -> dict:
+             train_cfg: TrainConfig, device: torch.device, data_error: str | None, out: Path, progress: bool,
+             provenance: GridProvenance, save_predictions: int = 0) -> dict:
     domain: Domain = DOMAINS.get(key.domain)
+    prov = provenance.of(key.method, key.domain)  # failed records carry it too: a failure's inputs matter
     base = {"data_root": str(data_root), "checkpoint": str(checkpoint) if checkpoint else None,
             "device": str(device), "world_size": dist.world_size()}
     if data_error is not None:
-        return _record(key, preset=preset, status="failed", error=data_error, extra={"config": base})
+        return _record(key, preset=preset, status="failed", provenance=prov, error=data_error,
+                       extra={"config": base})
+    writer = PredictionWriter(
+        domain_folder(out, key.backbone, key.domain), run_folder(out, key.backbone, key.domain, key.method, key.seed),
+        domain.task, save_predictions) if save_predictions > 0 else None
     try:
         res = train_and_evaluate(
             method=key.method, backbone=key.backbone, domain=domain, seed=key.seed, data_root=data_root,
             checkpoint=checkpoint, method_overrides=method_overrides, train_cfg=train_cfg, device=device,
             best_path=out / "checkpoints" / key.backbone / key.domain / key.method / f"seed{key.seed}.pt",
-            progress=progress,
+            state_path=state_path_for(key.path(out)), progress=progress, writer=writer,
         )
+    except (Preempted, StateMismatch):
+        raise  # not a failed run: the state is written (or kept), the command resumes it
     except (RunFailed, BenchError) as exc:
-        return _record(key, preset=preset, status="failed", error=str(exc), extra={"config": base})
+        return _record(key, preset=preset, status="failed", provenance=prov, error=str(exc),
+                       extra={"config": base})
     except torch.OutOfMemoryError as exc:
-        return _record(key, preset=preset, status="failed", error=f"out of memory: {str(exc).splitlines()[0]}",
+        return _record(key, preset=preset, status="failed", provenance=prov,
+                       error=f"out of memory: {str(exc).splitlines()[0]}",
                        extra={"config": base})
     except Exception as exc:  # any other failure is this run's, recorded; the grid goes on
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
-        return _record(key, preset=preset, status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+        return _record(key, preset=preset, status="failed", provenance=prov,
+                       error=f"{type(exc).__name__}: {exc}".splitlines()[0],
                        extra={"config": base, "traceback_tail": tb})
-    return _record(key, preset=preset, status="ok", error=None, extra={
+    return _record(key, preset=preset, status="ok", error=None, provenance=prov, extra={
         "metrics": res.metrics, "val_history": res.val_history, "best_epoch": res.best_epoch,
         "trainable_params": res.trainable_params, "total_params": res.total_params,
         "train_seconds": round(res.train_seconds, 3), "eval_seconds": round(res.eval_seconds, 3),
         "peak_memory_mb": round(res.peak_memory_mb, 1), "peak_memory_kind": res.peak_memory_kind,
+        "resumed_from": res.resumed_from,
+        **({"expert_usage": res.expert_usage} if res.expert_usage is not None else {}),
         "config": {**base, **res.config},
     })
 
@@ -338,16 +350,29 @@ def summary_line(record: dict, domain: Domain) -> str:
     return f"{head} {first}.{metric}={value:.4f}  {record['train_seconds'] + record['eval_seconds']:.1f}s"
 
 
+def seed_value(text: str) -> int:
+    """argparse type of ``--seeds``: a non-negative integer (a seed feeds numpy, which refuses < 0)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected a non-negative integer")
+    return value
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     methods = METHODS.parse_list(args.methods)
     domains = DOMAINS.parse_list(args.domains)
     out = Path(args.out)
-    records = run_grid(
-        methods=methods, domains=domains, seeds=args.seeds, out=out, preset=args.preset,
-        backbone=args.backbone, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
-        data_root=Path(args.data_root) if args.data_root else None, sets=args.set, shard=args.shard,
-        force=args.force, device=args.device, progress=not args.no_progress,
-    )
+    install_signal_handlers()
+    try:
+        records = _grid_from_args(args, methods, domains, out)
+    except Preempted as exc:
+        if dist.is_main():
+            print(f"preempted: {exc}; the state is saved, rerun the same command to resume "
+                  f"(exit {PREEMPTED_EXIT})", file=sys.stderr)
+        return PREEMPTED_EXIT
     failed = [r for r in records if r["status"] != "ok"]
     if dist.is_main():
         print(f"{len(records) - len(failed)} run(s) ok, {len(failed)} failed, records in {out}", file=sys.stderr)
@@ -356,11 +381,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _grid_from_args(args: argparse.Namespace, methods: list[str], domains: list[str], out: Path) -> list[dict]:
+    return run_grid(
+        methods=methods, domains=domains, seeds=args.seeds, out=out, preset=args.preset,
+        backbone=args.backbone, checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        data_root=Path(args.data_root) if args.data_root else None, sets=args.set, shard=args.shard,
+        force=args.force, device=args.device, progress=not args.no_progress,
+        save_predictions=args.save_predictions,
+    )
+
+
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("run", help="train and evaluate a grid of methods x domains x seeds")
     p.add_argument("--methods", required=True, help="comma-separated method keys or 'all'")
     p.add_argument("--domains", required=True, help="comma-separated domain keys or 'all'")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--seeds", type=seed_value, nargs="+", default=[0], help="non-negative integers")
     p.add_argument("--preset", choices=tuple(PRESETS), default="smoke")
     p.add_argument("--backbone", default=None, help="default: the preset's (paper: sam_vit_h, smoke: sam_tiny)")
     p.add_argument("--checkpoint", default=None, help="SAM weights, e.g. sam_vit_h_4b8939.pth")
@@ -371,5 +406,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--shard", default=None, metavar="K/N", help="run the K-th of N deterministic shares")
     p.add_argument("--force", action="store_true", help="rerun and overwrite ok records")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--save-predictions", type=seed_value, default=0, metavar="N",
+                   help="write each run's first N test predictions per test set as PNG under "
+                        "OUT/predictions/<backbone>/<domain>/<method>/seed<S>/<test set>/")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_run)

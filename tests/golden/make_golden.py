@@ -6,7 +6,12 @@ Independent of the code under test: it never imports ``metrics`` or ``benchmark`
 MAE come from py-sod-metrics called directly with the protocol's arguments (min-max normalised
 map, GT > 128, ``WeightedFmeasure(beta=0.3)``, mean E-measure = mean of the 256-threshold curve);
 AUC from scikit-learn on all pixels; IoU, Dice, BER, accuracy and class IoU from plain numpy
-written out below; the resized case from torch ``interpolate`` (bilinear / nearest).
+written out below; the resized case from torch ``interpolate`` (bilinear / nearest). The SAM2LoRA
+per-image metrics: accuracy, sensitivity, specificity, precision, MCC and per-image AUC from
+scikit-learn (``zero_division=0`` as the authors' 0 for an empty denominator); boundary IoU and
+HD95 from contours found by comparing each pixel with its four neighbours (padding: foreground for
+boundary IoU as scikit-image's erosion, background for HD95 as medpy's) and, for HD95, all
+pairwise distances (scipy ``cdist``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ import numpy as np
 import py_sod_metrics
 import torch
 from PIL import Image
-from sklearn.metrics import roc_auc_score
+from scipy.spatial.distance import cdist
+from sklearn.metrics import (
+    accuracy_score,
+    matthews_corrcoef,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 HERE = Path(__file__).parent
 H, W = 48, 64
@@ -107,6 +119,36 @@ def overlap_reference(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     return {"iou": float(iou), "jaccard": float(iou), "dice": float(dice), "ber": float(1 - np.mean(recalls))}
 
 
+def four_neighbour_contour(mask: np.ndarray, outside: bool) -> np.ndarray:
+    """Mask pixels with a 4-neighbour outside the mask; pixels beyond the image are ``outside``."""
+    padded = np.pad(mask, 1, constant_values=outside)
+    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask & ~inner
+
+
+def sam2lora_reference(pred: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
+    fg = pred > 0.5
+    b_pred, b_gt = four_neighbour_contour(fg, True), four_neighbour_contour(gt, True)
+    union = np.sum(b_pred | b_gt)
+    if fg.any() and gt.any():
+        s_pred = np.argwhere(four_neighbour_contour(fg, False))
+        s_gt = np.argwhere(four_neighbour_contour(gt, False))
+        d = cdist(s_pred, s_gt)
+        hd95 = float(np.percentile(np.concatenate((d.min(axis=1), d.min(axis=0))), 95))
+    else:
+        hd95 = float(np.sqrt(gt.shape[0] ** 2 + gt.shape[1] ** 2))
+    return {
+        "acc_img": float(accuracy_score(gt.ravel(), fg.ravel())),
+        "sens": float(recall_score(gt.ravel(), fg.ravel(), zero_division=0)),
+        "spec": float(recall_score(~gt.ravel(), ~fg.ravel(), zero_division=0)),
+        "prec": float(precision_score(gt.ravel(), fg.ravel(), zero_division=0)),
+        "mcc": float(matthews_corrcoef(gt.ravel(), fg.ravel())),
+        "biou": float(np.sum(b_pred & b_gt) / union) if union else 0.0,
+        "hd95": hd95,
+        "auc_img": float(roc_auc_score(gt.ravel(), pred.ravel())) if 0 < gt.mean() < 1 else None,
+    }
+
+
 def write_binary() -> None:
     folder = HERE / "binary"
     (folder / "pred").mkdir(parents=True, exist_ok=True)
@@ -118,13 +160,16 @@ def write_binary() -> None:
         pred_u8 = np.asarray(Image.open(folder / "pred" / f"{stem}.png"))
         gt_u8 = np.asarray(Image.open(folder / "gt" / f"{stem}.png"))
         pred, gt = prepared(pred_u8, gt_u8)
-        values = sod_reference(pred, gt) | overlap_reference(pred, gt)
+        values = sod_reference(pred, gt) | overlap_reference(pred, gt) | sam2lora_reference(pred, gt)
         values["auc"] = float(roc_auc_score(gt.ravel(), pred.ravel())) if 0 < gt.mean() < 1 else None
         per_image[stem] = values
         all_pred.append(pred.ravel())
         all_gt.append(gt.ravel())
     keys = ["sm", "em", "wfm", "mae", "iou", "jaccard", "dice", "ber"]
+    keys += ["acc_img", "sens", "spec", "prec", "mcc", "biou", "hd95"]
     mean = {k: float(np.mean([v[k] for v in per_image.values()])) for k in keys}
+    # Per-image AUC: the mean over the images whose GT holds both classes.
+    mean["auc_img"] = float(np.mean([v["auc_img"] for v in per_image.values() if v["auc_img"] is not None]))
     mean["auc"] = float(roc_auc_score(np.concatenate(all_gt), np.concatenate(all_pred)))
     with open(HERE / "binary.json", "w") as f:
         json.dump({"per_image": per_image, "dataset": mean, "n_images": len(per_image)}, f, indent=2)

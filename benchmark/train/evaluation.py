@@ -1,0 +1,84 @@
+"""Evaluation of a model on a loader with the domain's metrics, and the memory high-water mark.
+
+Predictions are sigmoid probabilities (binary) or Mask2Former semantic maps (multi-class) at the
+model's input size, scored against the ground truth resized to it (the official protocol), or
+logits resized to each image's original size (``original``, a common protocol elsewhere).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from benchmark.data.datasets import FOREGROUND_THRESHOLD, read_mask
+from benchmark.data.domains import Domain
+from benchmark.train import dist
+from benchmark.train.amp import autocast
+from benchmark.train.losses import semantic_map
+from metrics import MetricSuite
+
+
+def predictions(out, domain: Domain) -> list[np.ndarray]:
+    """Per image: binary probabilities (H, W) float32, or class maps (H, W) int64."""
+    if domain.task == "multiclass":
+        return list(semantic_map(out.logits, out.class_logits).cpu().numpy())
+    return list(torch.sigmoid(out.logits.float())[:, 0].cpu().numpy())
+
+
+def targets(batch: dict, domain: Domain) -> list[np.ndarray]:
+    if domain.task == "multiclass":
+        return list(batch["mask"].cpu().numpy())
+    return list((batch["mask"][:, 0] > 0.5).cpu().numpy())
+
+
+def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """One image's prediction with its logits resized (bilinear) to the original GT, and that GT."""
+    gt = read_mask(sample, domain)
+    size = gt.shape
+    logits = F.interpolate(out.logits[index : index + 1].float(), size=size, mode="bilinear", align_corners=False)
+    if domain.task == "multiclass":
+        pred = semantic_map(logits, out.class_logits[index : index + 1])[0].cpu().numpy()
+        return pred, gt.astype(np.int64)
+    return torch.sigmoid(logits)[0, 0].cpu().numpy(), gt > FOREGROUND_THRESHOLD
+
+
+@torch.no_grad()
+def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
+             protocol: str = "official", progress: bool = True, sink=None) -> dict:
+    """Metric values over a loader.
+
+    ``official``: the model's output at its input size against the GT resized to it (nearest), as
+    the official evaluation. ``original``: logits resized to each image's original size against
+    its original GT (a common protocol elsewhere; not the paper's). ``sink(batch, predictions,
+    targets)``, if given, sees every batch at the official protocol's size (saved predictions).
+    """
+    model.eval()
+    suite = MetricSuite(list(keys), num_classes=domain.num_classes if domain.task == "multiclass" else None)
+    ctx, _ = autocast(device, precision)
+    seen = 0
+    bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.is_main()), dynamic_ncols=True)
+    for batch in bar:
+        with ctx:
+            out = model(batch["image"].to(device))
+        if sink is not None:
+            sink(batch, predictions(out, domain), targets(batch, domain))
+        if protocol == "original":
+            for i in range(len(batch["image"])):
+                suite.update(*_at_original_size(out, i, loader.dataset.samples[seen + i], domain))
+        else:
+            for pred, gt in zip(predictions(out, domain), targets(batch, domain), strict=True):
+                suite.update(pred, gt)
+        seen += len(batch["image"])
+    values = suite.compute()
+    return {k: (float(v) if not isinstance(v, list) else [float(x) for x in v]) for k, v in values.items()}
+
+
+def peak_memory(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    import resource
+
+    # ru_maxrss is in KiB on Linux; it is the process's high-water mark, not this run's alone.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu_process_max_rss"

@@ -1,0 +1,32 @@
+"""``bench layers`` plumbing: the "before" variant really runs the reference resampling, on its
+own layer only, and a measurement row says what it measured. No timing is asserted."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from benchmark.perf.layers import build_layer, measure
+from methods.conv_lora import ConvExpert
+from methods.layers import SDPAAttention
+
+
+def test_variants_build_what_they_name() -> None:
+    cpu = torch.device("cpu")
+    before = build_layer("moe", "interpolate", (2, 6, 6, 3), cpu)
+    after = build_layer("moe", "matmul", (2, 6, 6, 3), cpu)
+    assert all(isinstance(e.forward, functools.partial) for e in before.experts)
+    assert all(e.forward.__func__ is ConvExpert.forward for e in after.experts)
+    after.load_state_dict(before.state_dict())
+    z = torch.randn(4, 3, 6, 6)
+    for a, b in zip(before.experts, after.experts, strict=True):  # equal up to summation order
+        torch.testing.assert_close(a(z), b(z), rtol=1e-5, atol=1e-6)
+    assert isinstance(build_layer("attention", "sdpa", (1, 4, 4, 24), cpu), SDPAAttention)
+    assert not isinstance(build_layer("attention", "sam", (1, 4, 4, 24), cpu), SDPAAttention)
+
+
+def test_a_measurement_row_names_case_shape_and_variant() -> None:
+    row = measure("attention", "window", "sdpa", repeat=1, warmup=0, device="cpu", precision="fp32")
+    assert row["dims"] == [25, 14, 14, 768] and row["variant"] == "sdpa" and row["device"] == "cpu"
+    assert row["ms"] > 0 and row["peak_mib"] >= 0

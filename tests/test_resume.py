@@ -1,0 +1,118 @@
+"""Resume inside a run: a run stopped mid-training (SIGKILL, SIGTERM, a stop request at a step or
+an epoch boundary) and rerun ends with the record an uninterrupted run writes, bit for bit on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark.data.domains import DOMAINS
+from benchmark.data.synth import synth_domain
+from benchmark.train import engine
+from benchmark.train.engine import TrainConfig, train_and_evaluate
+from benchmark.train.resume import PREEMPTED_EXIT, Preempted, StateMismatch
+
+REPO = Path(__file__).resolve().parents[1]
+# 8 images, batch 2, effective batch 4: two optimiser steps per epoch, so a stop can fall inside one.
+CFG = TrainConfig(epochs=4, lr=1e-3, batch_size=2, num_threads=1, save_best=False)
+EQUAL = ("metrics", "val_history", "best_epoch")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    synth_domain("isic2017", root, n=8, seed=0)
+    return root
+
+
+def _run(data_root: Path, state: Path | None, method: str = "conv_lora", cfg: TrainConfig = CFG):
+    return train_and_evaluate(method=method, backbone="sam_tiny", domain=DOMAINS.get("isic2017"), seed=3,
+                              data_root=data_root, checkpoint=None, method_overrides={}, train_cfg=cfg,
+                              device=__import__("torch").device("cpu"), state_path=state, progress=False)
+
+
+def _stop_at(monkeypatch, calls: set[int]) -> None:
+    """Make the k-th stop check (k in ``calls``, 1-based) answer yes, as a SIGTERM would."""
+    count = {"n": 0}
+
+    def fake() -> bool:
+        count["n"] += 1
+        return count["n"] in calls
+
+    monkeypatch.setattr(engine, "stop_requested", fake)
+
+
+@pytest.mark.parametrize("stop_call", [1, 2, 4])  # 1: inside epoch 1; 2: after epoch 1; 4: after epoch 2
+def test_stopped_then_resumed_run_equals_an_uninterrupted_one(stop_call, data_root, tmp_path, monkeypatch) -> None:
+    # Conv-LoRA: its noisy gating draws from the torch RNG in every training step, so a wrongly
+    # restored RNG (or data order) changes the result.
+    whole = _run(data_root, None)
+    state = tmp_path / "seed3.state.pt"
+    _stop_at(monkeypatch, {stop_call})
+    with pytest.raises(Preempted):
+        _run(data_root, state)
+    assert state.is_file()
+    monkeypatch.setattr(engine, "stop_requested", lambda: False)
+    resumed = _run(data_root, state)
+    assert resumed.resumed_from is not None
+    for key in ("metrics", "val_history", "best_epoch"):
+        assert getattr(resumed, key) == getattr(whole, key), key
+
+
+def test_a_state_for_other_settings_is_refused_and_kept(data_root, tmp_path, monkeypatch) -> None:
+    state = tmp_path / "seed3.state.pt"
+    _stop_at(monkeypatch, {2})
+    with pytest.raises(Preempted):
+        _run(data_root, state, method="lora")
+    monkeypatch.setattr(engine, "stop_requested", lambda: False)
+    with pytest.raises(StateMismatch, match="written with other settings"):
+        _run(data_root, state, method="lora", cfg=TrainConfig(epochs=5, lr=1e-3, batch_size=2, num_threads=1))
+    assert state.is_file()
+
+
+def _cli(out: Path, data_root: Path) -> list[str]:
+    return [sys.executable, "-m", "benchmark", "run", "--methods", "conv_lora", "--domains", "isic2017",
+            "--seeds", "3", "--data-root", str(data_root), "--out", str(out), "--no-progress",
+            "--set", "epochs=25", "--set", "lr=1e-3"]
+
+
+def _start_and_signal(out: Path, data_root: Path, sig: int) -> subprocess.Popen:
+    """Start the grid; send ``sig`` once the run has written its first epoch's state."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(_cli(out, data_root), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.rglob("*.state.pt")) and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    proc.wait()
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_or_preempted_command_resumes_to_the_same_record(sig, data_root, tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    whole_out, out = tmp_path / "whole", tmp_path / "cut"
+    assert subprocess.run(_cli(whole_out, data_root), cwd=REPO, env=env, capture_output=True).returncode == 0
+    proc = _start_and_signal(out, data_root, sig)
+    err = proc.stderr.read()
+    if sig == signal.SIGTERM:
+        assert proc.returncode == PREEMPTED_EXIT, err
+        assert "the state is saved, rerun the same command to resume" in err
+    assert not list(out.rglob("seed*.json")), "the run must not have finished before the signal"
+    assert list(out.rglob("*.state.pt"))
+    assert subprocess.run(_cli(out, data_root), cwd=REPO, env=env, capture_output=True).returncode == 0
+    whole = json.loads(next(whole_out.rglob("seed3.json")).read_text())
+    cut = json.loads(next(out.rglob("seed3.json")).read_text())
+    for key in EQUAL:
+        assert cut[key] == whole[key], key
+    # The rerun trained only what was left (less than the whole run), and cleaned up its state.
+    assert cut["resumed_from"]["epoch"] > 1 and whole["resumed_from"] is None
+    assert not list(out.rglob("*.state.pt"))
