@@ -250,10 +250,11 @@ def read_mask(sample: Sample, domain: Domain, hw: tuple[int, int] | None = None)
 
 
 class SegmentationDataset(Dataset):
-    """A split of a domain as ``{"image", "mask", "name"}`` items.
+    """A split of a domain as ``{"image", "mask", "name", "index", "flipped"}`` items.
 
     ``image``: float32 ``(3, size, size)``, normalised. ``mask``: binary float32 ``(1, size, size)``
-    in {0, 1}; multiclass int64 ``(size, size)`` class ids, 255 = ignore. ``name``: the image's stem.
+    in {0, 1}; multiclass int64 ``(size, size)`` class ids, 255 = ignore. ``name``: the image's stem;
+    ``index``: its position in the split; ``flipped``: whether the augmentation flipped it.
     ``split``: "train", "val" or a test-set key of the domain.
     """
 
@@ -289,11 +290,14 @@ class SegmentationDataset(Dataset):
         files = (s.image, *(s.masks or (s.mask,)))
         key = (self.domain.key, self.size, s.dataset, *file_keys(files))
         image, mask = DECODED.get(key, lambda: self._load(s))
-        if self.train and torch.rand(()) < 0.5:
+        flipped = bool(self.train and torch.rand(()) < 0.5)
+        if flipped:
             image, mask = image.flip(-1), mask.flip(-1)
         else:
             image, mask = image.clone(), mask.clone()  # the cached tensors stay as decoded
-        return {"image": image.contiguous(), "mask": mask.contiguous(), "name": s.name}
+        # index and flipped name the encoder input for the feature cache (benchmark.model.feature_cache)
+        return {"image": image.contiguous(), "mask": mask.contiguous(), "name": s.name, "index": index,
+                "flipped": flipped}
 
 
 # ---------------------------------------------------------------------------------------- checking

@@ -40,6 +40,7 @@ from benchmark.data.domains import Domain
 from benchmark.data.predictions import PredictionWriter
 from benchmark.model.backbones import BACKBONES, count_parameters
 from benchmark.model.factory import build_model
+from benchmark.model.feature_cache import FeatureCache, attach_feature_cache, cached
 from benchmark.train import dist
 from benchmark.train.amp import PRECISIONS, autocast
 from benchmark.train.evaluation import evaluate, peak_memory
@@ -77,6 +78,8 @@ class TrainConfig:
     max_train_images: int | None = option(None, min=1)  # cap per epoch (smoke runs)
     save_best: bool = True
     attention: str = option("auto", choices=("auto", "sam", "sdpa"))  # SAM encoder attention: auto = sdpa on CUDA, sam on CPU
+    feature_cache: str = option("auto", choices=("auto", "off"))  # frozen encoder: its outputs cached (model.feature_cache)
+    feature_cache_gib: float = option(16.0, min=0)  # the cache's budget per process, host memory
 
     def resolved(self, domain: Domain, backbone: str) -> TrainConfig:
         return replace(
@@ -160,6 +163,7 @@ class Run:
     progress_bars: bool
     best_state: dict | None = None
     expert_usage: dict[str, list[list[int]]] | None = None  # set by test_best for a routing method
+    cache: FeatureCache | None = None  # the frozen encoder's outputs (train and val), when it applies
 
     def save(self, progress: Progress, epoch_generator: torch.Tensor) -> None:
         if self.state_path is not None:
@@ -205,8 +209,10 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
     fingerprint = {"method": method, "backbone": backbone, "domain": domain.key, "seed": seed,
                    "method_config": asdict(method_cfg), "train": asdict(cfg), "data_root": str(data_root),
                    "checkpoint": str(checkpoint) if checkpoint else None}
+    cache = attach_feature_cache(model, mode=cfg.feature_cache, budget_gib=cfg.feature_cache_gib, flips=cfg.hflip)
     return Run(cfg, domain, data_root, seed, device, model, method_cfg, dist.wrap(model, device), params,
-               train_loader, val_loader, accum, opt, sched, scaler, ctx, fingerprint, state_path, progress)
+               train_loader, val_loader, accum, opt, sched, scaler, ctx, fingerprint, state_path, progress,
+               cache=cache)
 
 
 def _optimizer_step(run: Run) -> None:
@@ -247,7 +253,7 @@ def train_epoch(run: Run, progress: Progress, *, resume_rng: dict | None = None)
         last = (i + 1) % run.accum == 0 or i + 1 == len(loader)
         images = batch["image"].to(run.device)
         batch = {**batch, "mask": batch["mask"].to(run.device)}
-        with dist.maybe_no_sync(run.train_model, not last), run.ctx:
+        with dist.maybe_no_sync(run.train_model, not last), run.ctx, cached(run.cache, "train", batch):
             out = run.train_model(images)
             loss = compute_loss(out, batch, domain, cfg.loss) + out.aux_loss.float()
         if not torch.isfinite(loss):
@@ -269,7 +275,7 @@ def validate_and_keep_best(run: Run, progress: Progress) -> float:
     """Score the epoch on the validation split; keep the trainable state if it is the best so far."""
     metric = run.domain.val_metric
     val = evaluate(run.model, run.val_loader, run.domain, (metric,), run.device, run.cfg.precision, "val",
-                   progress=run.progress_bars)
+                   progress=run.progress_bars, cache=run.cache)
     score = val[metric]
     mean_loss = progress.running / max(progress.n_batches, 1)
     progress.history.append({"epoch": progress.epoch + 1, "train_loss": mean_loss, metric: score})

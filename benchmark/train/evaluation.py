@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from benchmark.data.datasets import FOREGROUND_THRESHOLD, read_mask
 from benchmark.data.domains import Domain
+from benchmark.model.feature_cache import cached
 from benchmark.train import dist
 from benchmark.train.amp import autocast
 from benchmark.train.losses import semantic_map
@@ -46,21 +47,23 @@ def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarr
 
 @torch.no_grad()
 def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
-             protocol: str = "official", progress: bool = True, sink=None) -> dict:
+             protocol: str = "official", progress: bool = True, sink=None, cache=None) -> dict:
     """Metric values over a loader.
 
     ``official``: the model's output at its input size against the GT resized to it (nearest), as
     the official evaluation. ``original``: logits resized to each image's original size against
     its original GT (a common protocol elsewhere; not the paper's). ``sink(batch, predictions,
     targets)``, if given, sees every batch at the official protocol's size (saved predictions).
+    ``cache``: a :class:`~benchmark.model.feature_cache.FeatureCache` to serve a frozen encoder from.
     """
     model.eval()
     suite = MetricSuite(list(keys), num_classes=domain.num_classes if domain.task == "multiclass" else None)
     ctx, _ = autocast(device, precision)
     seen = 0
+    split = getattr(loader.dataset, "split", desc)  # the feature cache's key
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.is_main()), dynamic_ncols=True)
     for batch in bar:
-        with ctx:
+        with ctx, cached(cache, split, batch):
             out = model(batch["image"].to(device))
         if sink is not None:
             sink(batch, predictions(out, domain), targets(batch, domain))
