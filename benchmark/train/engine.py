@@ -39,6 +39,7 @@ from benchmark.data.datasets import SegmentationDataset
 from benchmark.data.domains import Domain
 from benchmark.data.predictions import PredictionWriter
 from benchmark.model.backbones import BACKBONES, count_parameters
+from benchmark.model.checkpointing import CHECKPOINTING, set_checkpointing
 from benchmark.model.factory import build_model
 from benchmark.model.feature_cache import FeatureCache, attach_feature_cache, cached
 from benchmark.train import dist
@@ -80,6 +81,7 @@ class TrainConfig:
     attention: str = option("auto", choices=("auto", "sam", "sdpa"))  # SAM encoder attention: auto = sdpa on CUDA, sam on CPU
     feature_cache: str = option("auto", choices=("auto", "off"))  # frozen encoder: its outputs cached (model.feature_cache)
     feature_cache_gib: float = option(16.0, min=0)  # the cache's budget per process, host memory
+    checkpointing: str = option("off", choices=CHECKPOINTING)  # encoder: blocks recomputed in the backward
 
     def resolved(self, domain: Domain, backbone: str) -> TrainConfig:
         return replace(
@@ -210,6 +212,8 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
                    "method_config": asdict(method_cfg), "train": asdict(cfg), "data_root": str(data_root),
                    "checkpoint": str(checkpoint) if checkpoint else None}
     cache = attach_feature_cache(model, mode=cfg.feature_cache, budget_gib=cfg.feature_cache_gib, flips=cfg.hflip)
+    if cache is None:  # a cached encoder keeps no activations to recompute
+        set_checkpointing(model, cfg.checkpointing)
     return Run(cfg, domain, data_root, seed, device, model, method_cfg, dist.wrap(model, device), params,
                train_loader, val_loader, accum, opt, sched, scaler, ctx, fingerprint, state_path, progress,
                cache=cache)
