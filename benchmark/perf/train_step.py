@@ -21,7 +21,7 @@ import torch
 
 def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
             precision: str, device: str, attention: str = "auto", feature_cache: str = "off",
-            checkpointing: str = "off") -> dict:
+            checkpointing: str = "off", adamw_kernel: str = "default") -> dict:
     from benchmark.model.attention import resolve_attention
     from benchmark.model.backbones import BACKBONES, count_parameters
     from benchmark.model.checkpointing import set_checkpointing
@@ -30,6 +30,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
     from benchmark.train.amp import autocast, resolve_precision
     from benchmark.train.evaluation import peak_memory
     from benchmark.train.losses import structure_loss
+    from benchmark.train.optim import make_adamw
 
     dev = torch.device(device)
     torch.manual_seed(0)
@@ -38,7 +39,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
     trainable, total = count_parameters(model)
     size = image_size or BACKBONES.get(backbone).image_size
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4)
+    opt = make_adamw(params, lr=1e-4, weight_decay=1e-4, kernel=adamw_kernel, device=dev)
     ctx, scaler = autocast(dev, precision)
     x = torch.randn(batch, 3, size, size, device=dev)
     y = (torch.rand(batch, 1, size, size, device=dev) > 0.7).float()
@@ -71,7 +72,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
     return {
         "method": method, "backbone": backbone, "image_size": size, "batch": batch, "precision": resolved,
         "attention": resolve_attention(attention, dev), "feature_cache": "on" if cache is not None else "off",
-        "checkpointing": checkpointing if cache is None else "off",
+        "checkpointing": checkpointing if cache is None else "off", "adamw_kernel": adamw_kernel,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "trainable": trainable, "total": total,
         "step_ms": round(1000 * statistics.median(times), 1), "peak_mib": round(peak, 1), "peak_kind": kind,
@@ -87,6 +88,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
                "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--precision", args.precision, "--device", args.device, "--attention", args.attention,
                "--feature-cache", args.feature_cache, "--checkpointing", args.checkpointing]
+        cmd += ["--fused"] if args.fused else []
         if args.image_size:
             cmd += ["--image-size", str(args.image_size)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -135,6 +137,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(decoder-only; the cost of an epoch after the first)")
     p.add_argument("--checkpointing", default="off", choices=("off", "encoder"),
                    help="encoder: activation checkpointing of the encoder blocks (benchmark.model.checkpointing)")
+    p.add_argument("--fused", action="store_true",
+                   help="AdamW's fused kernel on CUDA, the multi-tensor one elsewhere (benchmark.train.optim)")
     p.add_argument("--format", default="markdown", choices=("markdown", "json"))
 
 
@@ -147,7 +151,8 @@ def main() -> None:
         print(json.dumps(measure(args.backbone, args.one, image_size=args.image_size, batch=args.batch,
                                  steps=args.steps, warmup=args.warmup, precision=args.precision,
                                  device=args.device, attention=args.attention,
-                                 feature_cache=args.feature_cache, checkpointing=args.checkpointing)))
+                                 feature_cache=args.feature_cache, checkpointing=args.checkpointing,
+                                 adamw_kernel="fused" if args.fused else "default")))
     else:
         print(render(run_all(args), args.format))
 

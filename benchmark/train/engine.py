@@ -46,6 +46,7 @@ from benchmark.train import dist
 from benchmark.train.amp import PRECISIONS, autocast
 from benchmark.train.evaluation import evaluate, peak_memory
 from benchmark.train.losses import LOSSES
+from benchmark.train.optim import ADAMW_KERNELS, make_adamw
 from benchmark.train.resume import Preempted, Progress, load_state, save_state, set_rng_state, stop_requested
 from methods import METHODS
 from methods.layers import expert_counts, reset_expert_counts
@@ -82,6 +83,7 @@ class TrainConfig:
     feature_cache: str = option("auto", choices=("auto", "off"))  # frozen encoder: its outputs cached (model.feature_cache)
     feature_cache_gib: float = option(16.0, min=0)  # the cache's budget per process, host memory
     checkpointing: str = option("off", choices=CHECKPOINTING)  # encoder: blocks recomputed in the backward
+    adamw_kernel: str = option("default", choices=ADAMW_KERNELS)  # fused: one kernel on CUDA, foreach elsewhere
 
     def resolved(self, domain: Domain, backbone: str) -> TrainConfig:
         return replace(
@@ -203,7 +205,7 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
     accum = max(1, cfg.effective_batch // (cfg.batch_size * dist.world_size()))
     total_steps = max(1, math.ceil(len(train_loader) / accum) * cfg.epochs)
     if cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = make_adamw(params, lr=cfg.lr, weight_decay=cfg.weight_decay, kernel=cfg.adamw_kernel, device=device)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total_steps) ** cfg.poly_power)
