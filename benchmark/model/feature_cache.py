@@ -136,6 +136,7 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._store)
 
+    @torch.compiler.disable  # a dictionary lookup: left out of a compiled model (benchmark.model.compiling)
     def _cached_forward(self, images: torch.Tensor):
         keys, self._keys = self._keys, None  # one model call per ``keys`` block
         if keys is None or len(keys) != images.shape[0]:

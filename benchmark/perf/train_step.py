@@ -21,10 +21,11 @@ import torch
 
 def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
             precision: str, device: str, attention: str = "auto", feature_cache: str = "off",
-            checkpointing: str = "off", adamw_kernel: str = "default") -> dict:
+            checkpointing: str = "off", adamw_kernel: str = "default", compile: str = "off") -> dict:
     from benchmark.model.attention import resolve_attention
     from benchmark.model.backbones import BACKBONES, count_parameters
     from benchmark.model.checkpointing import set_checkpointing
+    from benchmark.model.compiling import compile_seconds, set_compile
     from benchmark.model.factory import build_model
     from benchmark.model.feature_cache import attach_feature_cache, cached
     from benchmark.train.amp import autocast, resolve_precision
@@ -49,6 +50,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
     keys = {"index": torch.arange(batch)}
     if cache is None:
         set_checkpointing(model, checkpointing)
+    set_compile(model, compile)  # compiled in the first (warm-up) step: time it with --warmup >= 1
     times = []
     for i in range(warmup + steps):
         if dev.type == "cuda":
@@ -65,6 +67,8 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
         opt.zero_grad(set_to_none=True)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
+        if i == 0:
+            first = time.perf_counter() - t
         if i >= warmup:
             times.append(time.perf_counter() - t)
     peak, kind = peak_memory(dev)
@@ -73,6 +77,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
         "method": method, "backbone": backbone, "image_size": size, "batch": batch, "precision": resolved,
         "attention": resolve_attention(attention, dev), "feature_cache": "on" if cache is not None else "off",
         "checkpointing": checkpointing if cache is None else "off", "adamw_kernel": adamw_kernel,
+        "compile": compile, "compile_s": round(compile_seconds(), 1), "first_step_ms": round(1000 * first, 1),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "trainable": trainable, "total": total,
         "step_ms": round(1000 * statistics.median(times), 1), "peak_mib": round(peak, 1), "peak_kind": kind,
@@ -89,6 +94,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
                "--precision", args.precision, "--device", args.device, "--attention", args.attention,
                "--feature-cache", args.feature_cache, "--checkpointing", args.checkpointing]
         cmd += ["--fused"] if args.fused else []
+        cmd += ["--compile", args.compile]
         if args.image_size:
             cmd += ["--image-size", str(args.image_size)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -107,8 +113,9 @@ def render(rows: list[dict], fmt: str) -> str:
     from tabulate import tabulate
 
     table = [
-        (r["method"], f"{r['trainable'] / 1e6:.2f}", r["step_ms"], r["peak_mib"], r["feature_cache"])
-        if "error" not in r else (r["method"], "", "", r["error"], "")
+        (r["method"], f"{r['trainable'] / 1e6:.2f}", r["step_ms"], r["peak_mib"], _levers(r), r["first_step_ms"],
+         r["compile_s"] if r["compile"] != "off" else "")
+        if "error" not in r else (r["method"], "", "", r["error"], "", "", "")
         for r in rows
     ]
     ok = next((r for r in rows if "error" not in r), None)
@@ -117,8 +124,18 @@ def render(rows: list[dict], fmt: str) -> str:
         head = (f"{ok['backbone']} at {ok['image_size']}x{ok['image_size']}, batch {ok['batch']}, {ok['precision']}, "
                 f"attention {ok['attention']}, {ok['device']} ({ok['peak_kind']})\n\n")
     return head + tabulate(table, headers=("method", "trainable (M)", "step (ms, median)", "peak memory (MiB)",
-                                   "feature cache"),
-                           tablefmt="github")
+                                           "levers", "first step (ms)", "compile (s)"), tablefmt="github")
+
+
+_LEVERS = (("feature_cache", "off", "feature cache"), ("checkpointing", "off", "checkpointing"),
+           ("adamw_kernel", "default", "fused AdamW"), ("compile", "off", "compile"))
+
+
+def _levers(row: dict) -> str:
+    """The speed levers a row ran with (those not at their default), in a few words."""
+    words = [f"{label} {row[key]}" if key == "compile" else label
+             for key, default, label in _LEVERS if row.get(key, default) != default]
+    return ", ".join(words) or "-"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -139,6 +156,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="encoder: activation checkpointing of the encoder blocks (benchmark.model.checkpointing)")
     p.add_argument("--fused", action="store_true",
                    help="AdamW's fused kernel on CUDA, the multi-tensor one elsewhere (benchmark.train.optim)")
+    p.add_argument("--compile", default="off", choices=("off", "encoder", "model"),
+                   help="torch.compile the encoder or the model; compile time in its own column")
     p.add_argument("--format", default="markdown", choices=("markdown", "json"))
 
 
@@ -152,7 +171,7 @@ def main() -> None:
                                  steps=args.steps, warmup=args.warmup, precision=args.precision,
                                  device=args.device, attention=args.attention,
                                  feature_cache=args.feature_cache, checkpointing=args.checkpointing,
-                                 adamw_kernel="fused" if args.fused else "default")))
+                                 adamw_kernel="fused" if args.fused else "default", compile=args.compile)))
     else:
         print(render(run_all(args), args.format))
 

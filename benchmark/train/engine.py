@@ -40,6 +40,7 @@ from benchmark.data.domains import Domain
 from benchmark.data.predictions import PredictionWriter
 from benchmark.model.backbones import BACKBONES, count_parameters
 from benchmark.model.checkpointing import CHECKPOINTING, set_checkpointing
+from benchmark.model.compiling import COMPILE, compile_seconds, set_compile
 from benchmark.model.factory import build_model
 from benchmark.model.feature_cache import FeatureCache, attach_feature_cache, cached
 from benchmark.train import dist
@@ -84,6 +85,7 @@ class TrainConfig:
     feature_cache_gib: float = option(16.0, min=0)  # the cache's budget per process, host memory
     checkpointing: str = option("off", choices=CHECKPOINTING)  # encoder: blocks recomputed in the backward
     adamw_kernel: str = option("default", choices=ADAMW_KERNELS)  # fused: one kernel on CUDA, foreach elsewhere
+    compile: str = option("off", choices=COMPILE)  # torch.compile the encoder or the whole model
 
     def resolved(self, domain: Domain, backbone: str) -> TrainConfig:
         return replace(
@@ -117,6 +119,7 @@ class RunResult:
     config: dict[str, Any] = field(default_factory=dict)
     resumed_from: dict[str, int] | None = None  # where a resumed run picked up (1-based epoch, batches done)
     expert_usage: dict[str, list[list[int]]] | None = None  # test set -> layers x experts routed counts
+    compile_seconds: float | None = None  # time torch.compile spent (compile != off)
 
 
 def seed_everything(seed: int) -> None:
@@ -216,6 +219,7 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
     cache = attach_feature_cache(model, mode=cfg.feature_cache, budget_gib=cfg.feature_cache_gib, flips=cfg.hflip)
     if cache is None:  # a cached encoder keeps no activations to recompute
         set_checkpointing(model, cfg.checkpointing)
+    set_compile(model, cfg.compile)  # last: it compiles what the levers above installed
     return Run(cfg, domain, data_root, seed, device, model, method_cfg, dist.wrap(model, device), params,
                train_loader, val_loader, accum, opt, sched, scaler, ctx, fingerprint, state_path, progress,
                cache=cache)
@@ -358,6 +362,7 @@ def train_and_evaluate(
         torch.set_num_threads(cfg.num_threads)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    compiled_before = compile_seconds()
     run = build_run(method=method, backbone=backbone, domain=domain, seed=seed, data_root=data_root,
                     checkpoint=checkpoint, method_overrides=method_overrides, cfg=cfg, device=device,
                     state_path=state_path, progress=progress)
@@ -400,4 +405,5 @@ def train_and_evaluate(
         peak_memory_mb=peak, peak_memory_kind=kind,
         config={"method": asdict(run.method_cfg), "train": asdict(cfg)},
         resumed_from=resumed_from, expert_usage=run.expert_usage,
+        compile_seconds=compile_seconds() - compiled_before if cfg.compile != "off" else None,
     )

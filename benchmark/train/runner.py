@@ -336,6 +336,7 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
         "peak_memory_mb": round(res.peak_memory_mb, 1), "peak_memory_kind": res.peak_memory_kind,
         "resumed_from": res.resumed_from,
         **({"expert_usage": res.expert_usage} if res.expert_usage is not None else {}),
+        **({"compile_seconds": round(res.compile_seconds, 3)} if res.compile_seconds is not None else {}),
         "config": {**base, **res.config},
     })
 
