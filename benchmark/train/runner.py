@@ -141,8 +141,9 @@ def git_commit() -> str | None:
         return None
 
 
-def smoke_data_root(n: int, seed: int = 0) -> Path:
-    """Synthetic data for every domain in a cache folder, generated once per (version, n, seed)."""
+def smoke_data_root(n: int, seed: int = 0, domains: list[str] | None = None) -> Path:
+    """Synthetic data for ``domains`` (default: every domain) in a cache folder, each generated once
+    per (version, n, seed)."""
     import fcntl
 
     from benchmark.data.datasets import is_synthetic
@@ -154,7 +155,7 @@ def smoke_data_root(n: int, seed: int = 0) -> Path:
     # Shards of one grid start together: one writes, the others wait and then find it done.
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for key in DOMAINS:
+        for key in domains or DOMAINS.keys():
             if not is_synthetic(key, root):
                 synth_domain(key, root, n=n, seed=seed)
     return root
@@ -251,7 +252,7 @@ def run_grid(
     if data_root is None:
         if p.needs_data:
             raise BenchError(f"the {preset} preset needs --data-root (see `sam-peft-bench data download`)")
-        data_root = smoke_data_root(p.synth_n)
+        data_root = smoke_data_root(p.synth_n, domains=domains)
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise BenchError(f"data root not found: {data_root}")
@@ -260,9 +261,13 @@ def run_grid(
     for d in domains:
         resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute
     if checkpoint is None and p.mini_sam:  # after the checks above: an uncached build takes a minute or two
-        from benchmark.train.pretrain import ensure_mini_sam
+        from benchmark.train.pretrain import MINI_RECIPES, ensure_mini_sam
 
-        checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
+        if backbone in MINI_RECIPES:
+            checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
+        elif dist.is_main():
+            print(f"note: {backbone} has no miniature pretraining recipe: the smoke runs start from "
+                  f"random weights", file=sys.stderr)
     dev = dist.init_from_env(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     provenance = GridProvenance(data_root, checkpoint, progress=progress and dist.is_main())
     k, n = parse_shard(shard)
