@@ -37,6 +37,14 @@ def pytest_sessionstart(session) -> None:
                                             stdout=subprocess.DEVNULL))
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """A selection of tests that never needed the mini-SAM does not leave its build running."""
+    for build in _MINI_BUILD:
+        if build.poll() is None:
+            build.terminate()
+            build.wait()
+
+
 @pytest.fixture(scope="session")
 def mini_sam():
     """The smoke preset's miniature pretrained SAM, in the suite's cache where `run_all.sh` finds it
