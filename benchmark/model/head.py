@@ -113,7 +113,8 @@ class SegmentationModel(nn.Module):
 
     def _iou_pred(self, dec: nn.Module, iou_token_out: torch.Tensor) -> torch.Tensor | None:
         """SAM's IoU head on the IoU token's output, as its decoder computes it, keeping the score of
-        mask token 0: our binary token is a copy of it and reads its hypernetwork MLP. (B, 1)."""
+        mask token 0: our binary token is a copy of it and reads its hypernetwork MLP. (B, 1).
+        SAM2LoRA's loss compares it with the realised IoU (docs/FIDELITY.md#sam2lora-loss)."""
         if self.mask_tokens.shape[0] != 1:
             return None
         return dec.iou_prediction_head(iou_token_out)[:, :1]
