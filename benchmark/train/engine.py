@@ -21,9 +21,8 @@ Other recipes are settings of the same loop (SAM2LoRA's: the ``sam2lora`` preset
 docs/FIDELITY.md#sam2lora-optimisation): the lr schedule (``schedule``, :mod:`benchmark.train.schedules`),
 the augmentation (``augment``, :mod:`benchmark.data.augment`), the kept state (``select``: best
 validation score or lowest mean training loss of an epoch, docs/FIDELITY.md#sam2lora-selection),
-no early stopping (``patience=none``)
-and a length in optimiser steps (``max_steps``: the epochs needed, the last one cut after the
-run's last step).
+no early stopping (``patience=none``) and a length in optimiser steps (``max_steps``: the epochs
+needed, the last one cut after the run's last step).
 """
 
 from __future__ import annotations
