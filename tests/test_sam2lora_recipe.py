@@ -194,7 +194,9 @@ def test_a_resumed_schedule_continues_the_same_curve() -> None:
     opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
     sched2.load_state_dict(copy.deepcopy(sched.state_dict()))
     for _ in range(5):
-        opt.step(), sched.step(), opt2.step(), sched2.step()
+        for o, sc in ((opt, sched), (opt2, sched2)):
+            o.step()
+            sc.step()
         assert opt.param_groups[0]["lr"] == opt2.param_groups[0]["lr"]
 
 
