@@ -139,3 +139,26 @@ def test_the_best_state_is_stored_once_when_it_is_the_trainable_one(tmp_path) ->
         assert (raw["best_state"] is None) == (stored is None), name
         loaded = load_state(path, {})["best_state"]
         assert loaded.keys() == best.keys() and all(torch.equal(loaded[k], best[k]) for k in best), name
+
+
+# SAM2LoRA's recipe (benchmark/train/runner.py, preset sam2lora): cosine restarts within the run,
+# their augmentation drawn from the RNG, the lowest training loss kept, and a length in optimiser
+# steps whose last epoch is cut short (7 steps = 3 epochs of 2 and one step).
+RECIPE = TrainConfig(max_steps=7, lr=1e-3, batch_size=2, num_threads=1, save_best=False, patience=None,
+                     schedule="cosine_restarts", restart_steps=3, augment="sam2lora", select="train_loss",
+                     loss="sam2lora")
+
+
+@pytest.mark.parametrize("stop_call", [1, 4])  # 1: inside epoch 1; 4: after epoch 2
+def test_resumed_sam2lora_recipe_equals_an_uninterrupted_run(stop_call, data_root, tmp_path, monkeypatch) -> None:
+    whole = _run(data_root, None, method="sam2lora", cfg=RECIPE)
+    assert len(whole.val_history) == 4
+    state = tmp_path / "seed3.state.pt"
+    _stop_at(monkeypatch, {stop_call})
+    with pytest.raises(Preempted):
+        _run(data_root, state, method="sam2lora", cfg=RECIPE)
+    monkeypatch.setattr(engine, "stop_requested", lambda: False)
+    resumed = _run(data_root, state, method="sam2lora", cfg=RECIPE)
+    assert resumed.resumed_from is not None
+    for key in EQUAL:
+        assert getattr(resumed, key) == getattr(whole, key), key

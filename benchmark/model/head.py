@@ -40,11 +40,14 @@ from benchmark.model.backbones import BackboneView
 class SegOutput:
     """``logits``: (B, K, S, S) mask logits at input size (K = 1 binary, classes otherwise);
     ``class_logits``: (B, K, classes + 1) or None; ``aux_loss``: scalar (Conv-LoRA's balancing
-    loss summed over layers; zero for other methods)."""
+    loss summed over layers; zero for other methods); ``iou_pred``: (B, K), the decoder's (frozen)
+    IoU head's prediction for the kept mask output(s), or None (multi-class: SAM's IoU head
+    scores its own mask tokens, not our class tokens). SAM2LoRA's loss uses it."""
 
     logits: torch.Tensor
     aux_loss: torch.Tensor
     class_logits: torch.Tensor | None = None
+    iou_pred: torch.Tensor | None = None
 
 
 class SegmentationModel(nn.Module):
@@ -100,15 +103,23 @@ class SegmentationModel(nn.Module):
         for m in aux_modules:
             m.aux_loss = None
         if self._family == "sam2":
-            low_res, class_logits = self._decode_sam2(images)
+            low_res, class_logits, iou_pred = self._decode_sam2(images)
         else:
-            low_res, class_logits = self._decode(self.sam.image_encoder(images))
+            low_res, class_logits, iou_pred = self._decode(self.sam.image_encoder(images))
         logits = F.interpolate(low_res, size=images.shape[-2:], mode="bilinear", align_corners=False)
         aux = [m.aux_loss for m in aux_modules if m.aux_loss is not None]
         aux_loss = torch.stack(aux).sum() if aux else logits.new_zeros(())
-        return SegOutput(logits=logits, aux_loss=aux_loss, class_logits=class_logits)
+        return SegOutput(logits=logits, aux_loss=aux_loss, class_logits=class_logits, iou_pred=iou_pred)
 
-    def _decode_sam2(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _iou_pred(self, dec: nn.Module, iou_token_out: torch.Tensor) -> torch.Tensor | None:
+        """SAM's IoU head on the IoU token's output, as its decoder computes it, keeping the score of
+        mask token 0: our binary token is a copy of it and reads its hypernetwork MLP. (B, 1).
+        SAM2LoRA's loss compares it with the realised IoU (docs/FIDELITY.md#sam2lora-loss)."""
+        if self.mask_tokens.shape[0] != 1:
+            return None
+        return dec.iou_prediction_head(iou_token_out)[:, :1]
+
+    def _decode_sam2(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """SAM2's image path as its image predictor runs it, then its decoder with our tokens.
 
         Hiera + FPN -> the two high-resolution levels projected by the decoder's conv_s0/conv_s1,
@@ -144,12 +155,12 @@ class SegmentationModel(nn.Module):
         _, cu, hu, wu = upscaled.shape
         masks = (hyper @ upscaled.reshape(b, cu, hu * wu)).reshape(b, k, hu, wu)
         class_logits = self.class_head(token_out) if self.class_head is not None else None
-        return masks, class_logits
+        return masks, class_logits, self._iou_pred(dec, hs[:, s, :])
 
-    def _decode(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _decode(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """SAM's ``MaskDecoder.predict_masks`` with our tokens and no prompts.
 
-        ``embeddings``: (B, C, h, w) -> low-resolution logits (B, K, 4h, 4w).
+        ``embeddings``: (B, C, h, w) -> low-resolution logits (B, K, 4h, 4w), class logits, IoU prediction.
         """
         dec = self.sam.mask_decoder
         pe = self.sam.prompt_encoder
@@ -166,4 +177,4 @@ class SegmentationModel(nn.Module):
         _, cu, hu, wu = upscaled.shape
         masks = (hyper @ upscaled.reshape(b, cu, hu * wu)).reshape(b, k, hu, wu)
         class_logits = self.class_head(token_out) if self.class_head is not None else None
-        return masks, class_logits
+        return masks, class_logits, self._iou_pred(dec, hs[:, 0, :])
