@@ -44,7 +44,7 @@ class SAM2LoRAConfig:
     no_mem_embed: bool = False  # add SAM2's no_mem_embed to the image embedding (theirs: no)
 
 
-@register_method("sam2lora", SAM2LoRAConfig, trains_decoder=False)
+@register_method("sam2lora", SAM2LoRAConfig, trains_decoder=False, mask_output=1)
 def apply_sam2lora(model, cfg: SAM2LoRAConfig) -> None:
     """Freeze the decoder-only part and our mask token(s), then add LoRA in encoder and decoder."""
     alpha = cfg.alpha_over_rank * cfg.rank
