@@ -242,6 +242,8 @@ def run_grid(
     per_method, train_sets = split_overrides(sets or [], methods)
     train_cfg = train_config_from(train_sets, p.train)
     check_losses(train_cfg, domains)
+    for d in domains:
+        train_cfg.prompt_plan(DOMAINS.get(d))  # prompts on a multi-class domain: refused now
     if p.needs_checkpoint and checkpoint is None and any(METHODS.get(m).pretrained for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
     if checkpoint is not None:
@@ -259,9 +261,11 @@ def run_grid(
 
     for d in domains:
         resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute
-    if checkpoint is None and p.mini_sam:  # after the checks above: an uncached build takes a minute or two
-        from benchmark.train.pretrain import ensure_mini_sam
+    from benchmark.train.pretrain import MINI_RECIPES, ensure_mini_sam
 
+    # After the checks above: an uncached build takes a minute or two. A backbone without a recipe
+    # (sam2_tiny, the SAM2 smoke step) starts from random weights, and its records say so.
+    if checkpoint is None and p.mini_sam and backbone in MINI_RECIPES:
         checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
     dev = dist.init_from_env(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     provenance = GridProvenance(data_root, checkpoint, progress=progress and dist.is_main())
@@ -336,6 +340,7 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
         "peak_memory_mb": round(res.peak_memory_mb, 1), "peak_memory_kind": res.peak_memory_kind,
         "resumed_from": res.resumed_from,
         **({"expert_usage": res.expert_usage} if res.expert_usage is not None else {}),
+        **({"metrics_by_prompt": res.metrics_by_prompt} if res.metrics_by_prompt is not None else {}),
         "config": {**base, **res.config},
     })
 
