@@ -15,9 +15,7 @@ so the prompted path then computes exactly what SAM's decoder computes.
 Prompts follow each family's image predictor: segment-anything embeds points (padded with a
 "not a point" token when there is no box) then the box's two corners; SAM2 puts the box's corners
 first, as points with labels 2 and 3, then the points, always padded (its predictor passes
-``boxes=None``). The prompt encoder runs in float32 outside autocast: segment-anything's adds
-float32 parameters into its embedding in place by boolean index, which fails on a 16-bit tensor.
-Images whose prompts have the same shape (number of points, box or not) are decoded together,
+``boxes=None``). Images whose prompts have the same shape (number of points, box or not) are decoded together,
 each with exactly the tokens it would have alone, so a result never depends on the batch.
 """
 
@@ -57,19 +55,18 @@ def sparse_tokens(pe, family: str, points: torch.Tensor | None, boxes: torch.Ten
     device = pe.no_mask_embed.weight.device
     if points is None and boxes is None:
         return torch.zeros(n, 0, pe.embed_dim, device=device)
-    with torch.autocast(device.type, enabled=False):
-        labels = torch.ones(points.shape[:2], dtype=torch.int, device=device) if points is not None else None
-        if family == "sam2":
-            coords, tags = [], []
-            if boxes is not None:
-                coords.append(boxes.reshape(n, 2, 2))
-                tags.append(torch.tensor([[2, 3]], dtype=torch.int, device=device).expand(n, 2))
-            if points is not None:
-                coords.append(points)
-                tags.append(labels)
-            sparse, _ = pe(points=(torch.cat(coords, 1), torch.cat(tags, 1)), boxes=None, masks=None)
-        else:
-            sparse, _ = pe(points=(points, labels) if points is not None else None, boxes=boxes, masks=None)
+    labels = torch.ones(points.shape[:2], dtype=torch.int, device=device) if points is not None else None
+    if family == "sam2":
+        coords, tags = [], []
+        if boxes is not None:
+            coords.append(boxes.reshape(n, 2, 2))
+            tags.append(torch.tensor([[2, 3]], dtype=torch.int, device=device).expand(n, 2))
+        if points is not None:
+            coords.append(points)
+            tags.append(labels)
+        sparse, _ = pe(points=(torch.cat(coords, 1), torch.cat(tags, 1)), boxes=None, masks=None)
+    else:
+        sparse, _ = pe(points=(points, labels) if points is not None else None, boxes=boxes, masks=None)
     return sparse
 
 
