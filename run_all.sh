@@ -107,6 +107,28 @@ fi
 if [ "$status" -eq 2 ]; then exit 2; fi
 
 if [ "$PRESET" = smoke ]; then
+    # SAM2 fundus step (issue 12): SAM2LoRA on SAM2.1 Hiera-T at 256x256 (random weights: no mini
+    # recipe), both fundus tasks, trained with 5 points, every test prompt mode, sharded like the
+    # grid. Kept under a minute on 2 cores: one optimiser step, one image per validation and test
+    # set (docs/BENCHMARKS.md). Its own folder: tables never mix two backbones.
+    SAM2_OUT=${SAM2_OUT:-$OUT-sam2}
+    SAM2_ARGS=(run --methods sam2lora --backbone sam2_tiny --domains fundus_vessel,fundus_od --seeds $SEEDS
+               --out "$SAM2_OUT" --preset smoke --set prompt=points:5 --set eval_prompts=all --set epochs=1
+               --set max_train_images=2 --set max_eval_images=1)
+    echo "== SAM2 fundus step: sam2lora x sam2_tiny x fundus_vessel, fundus_od x seeds $SEEDS -> $SAM2_OUT" >&2
+    sam2_status=0
+    pids=()
+    for k in $(seq 1 "$JOBS"); do
+        # shellcheck disable=SC2086
+        "$BENCH" "${SAM2_ARGS[@]}" --shard "$k/$JOBS" $([ "$k" -gt 1 ] && echo --no-progress) &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || sam2_status=$?; done
+    if [ "$sam2_status" -eq 2 ]; then exit 2; fi
+    if [ "$sam2_status" -ne 0 ]; then status=$sam2_status; fi
+fi
+
+if [ "$PRESET" = smoke ]; then
     echo
     echo "SMOKE RESULTS: synthetic data, a miniature SAM pretrained on synthetic scenes. A pipeline check, NOT the paper's numbers."
 fi
@@ -122,5 +144,14 @@ for t in 1 2; do
     "$BENCH" table --table "$t" --source paper
     echo
 done
+if [ "$PRESET" = smoke ]; then
+    echo "## SAM2LoRA by prompt mode: ours (smoke preset, sam2_tiny, random weights)"
+    "$BENCH" table --table sam2lora --source runs --runs "$SAM2_OUT"
+    echo
+    echo "## SAM2LoRA by prompt mode: published (Mandal et al., arXiv 2510.10288)"
+    "$BENCH" table --table sam2lora --source paper
+    echo
+    "$BENCH" report --runs "$SAM2_OUT" --out "$SAM2_OUT/report.md" >&2 && echo "SAM2 step report: $SAM2_OUT/report.md" >&2
+fi
 "$BENCH" report --runs "$OUT" --out "$OUT/report.md" >&2 && echo "report with the cell-by-cell comparison: $OUT/report.md" >&2
 exit $status

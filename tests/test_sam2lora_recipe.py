@@ -352,6 +352,10 @@ def test_sam2lora_preset_is_the_authors_recipe() -> None:
     assert (t.loss, t.augment, t.hflip) == ("sam2lora", "sam2lora", True)
     assert (t.precision, t.grad_clip) == ("fp16", 1.0)
     assert (t.select, t.patience) == ("train_loss", None)
+    # train_script.ps1: 5 positive points, no negatives, no box; test.py: modes 0-6, 4 equal to 3
+    assert t.prompt == "points:5" and t.box_jitter == 0.0
+    plan = t.prompt_plan(DOMAINS.get("fundus_od"))
+    assert [m.key for m in plan.evals] == ["none", "points:1", "points:2", "points:5", "box", "points:5+box"]
 
 
 def test_sam2lora_preset_asks_for_its_checkpoint(tmp_path: Path) -> None:

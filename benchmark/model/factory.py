@@ -47,7 +47,7 @@ def build_model(
     check_family(method, backbone)
     cfg = make_config(method, overrides)
     sam = build_sam(backbone, checkpoint=checkpoint, device=device)
-    model = SegmentationModel(sam, num_classes=num_classes)
+    model = SegmentationModel(sam, num_classes=num_classes, mask_output=spec.mask_output)
     spec.apply(model, cfg)
     set_attention(model, kind)  # after apply: modules a method adds (LST's side blocks) follow too
     return model, cfg

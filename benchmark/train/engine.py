@@ -46,12 +46,14 @@ from benchmark.data.augment import AUGMENTATIONS, build_augment
 from benchmark.data.datasets import SegmentationDataset
 from benchmark.data.domains import Domain
 from benchmark.data.predictions import PredictionWriter
+from benchmark.data.prompts import MODE_PATTERN
 from benchmark.model.backbones import BACKBONES, count_parameters
 from benchmark.model.factory import build_model
 from benchmark.train import dist
 from benchmark.train.amp import PRECISIONS, autocast
-from benchmark.train.evaluation import evaluate, peak_memory
+from benchmark.train.evaluation import evaluate, evaluate_modes, peak_memory
 from benchmark.train.losses import IOU_LOSSES, LOSSES
+from benchmark.train.prompting import PromptPlan, prompt_plan
 from benchmark.train.resume import Preempted, Progress, load_state, save_state, set_rng_state, stop_requested
 from benchmark.train.schedules import SCHEDULES, build_schedule
 from methods import METHODS
@@ -91,6 +93,17 @@ class TrainConfig:
     max_train_images: int | None = option(None, min=1)  # cap per epoch (smoke runs)
     save_best: bool = True
     attention: str = option("auto", choices=("auto", "sam", "sdpa"))  # SAM encoder attention: auto = sdpa on CUDA, sam on CPU
+    # Prompts (benchmark/train/prompting.py): training mode, its box jitter (SAM2LoRA's code 0.02),
+    # and the test modes, each test set evaluated once per mode (all = SAM2LoRA's six).
+    prompt: str = option("none", pattern=MODE_PATTERN, help="none, points:K (K 1..99), box or points:K+box")
+    box_jitter: float = option(0.0, min=0, max=0.5)
+    eval_prompts: tuple[str, ...] = option(("none",), pattern=f"all|{MODE_PATTERN}",
+                                           help="modes none, points:K, box, points:K+box, or all")
+    max_eval_images: int | None = option(None, min=1)  # cap per validation and test set (smoke runs)
+
+    def prompt_plan(self, domain: Domain) -> PromptPlan:
+        return prompt_plan(prompt=self.prompt, eval_prompts=self.eval_prompts, box_jitter=self.box_jitter,
+                           domain=domain)
 
     def __post_init__(self) -> None:
         if not self.hflip and self.augment not in ("hflip", "none"):
@@ -144,6 +157,7 @@ class RunResult:
     config: dict[str, Any] = field(default_factory=dict)
     resumed_from: dict[str, int] | None = None  # where a resumed run picked up (1-based epoch, batches done)
     expert_usage: dict[str, list[list[int]]] | None = None  # test set -> layers x experts routed counts
+    metrics_by_prompt: dict[str, dict[str, dict[str, Any]]] | None = None  # mode -> test set -> metrics
 
 
 def seed_everything(seed: int) -> None:
@@ -198,6 +212,7 @@ class Run:
     progress_bars: bool
     best_state: dict | None = None
     expert_usage: dict[str, list[list[int]]] | None = None  # set by test_best for a routing method
+    metrics_by_prompt: dict[str, dict[str, dict[str, Any]]] | None = None  # set by test_best for a prompted run
 
     def save(self, progress: Progress, epoch_generator: torch.Tensor) -> None:
         if self.state_path is not None:
@@ -231,7 +246,7 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
         train_ds.samples = train_ds.samples[: cfg.max_train_images]
     if len(train_ds) == 0:
         raise BenchError(f"domain {domain.key}: the train split is empty under {data_root}")
-    val_loader = _loader(SegmentationDataset(domain, data_root, "val", size=size, train=False),
+    val_loader = _loader(_eval_dataset(cfg, domain, data_root, "val"),
                          batch_size=cfg.batch_size, shuffle=False, seed=seed, num_workers=cfg.num_workers)
     train_loader = _loader(train_ds, batch_size=cfg.batch_size, shuffle=True, seed=seed,
                            num_workers=cfg.num_workers, shard=True)
@@ -251,6 +266,13 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
                    "checkpoint": str(checkpoint) if checkpoint else None}
     return Run(cfg, domain, data_root, seed, device, model, method_cfg, dist.wrap(model, device), params,
                train_loader, val_loader, accum, opt, sched, scaler, ctx, fingerprint, state_path, progress)
+
+
+def _eval_dataset(cfg: TrainConfig, domain: Domain, data_root: Path, split: str) -> SegmentationDataset:
+    ds = SegmentationDataset(domain, data_root, split, size=cfg.image_size, train=False)
+    if cfg.max_eval_images:
+        ds.samples = ds.samples[: cfg.max_eval_images]
+    return ds
 
 
 def _optimizer_step(run: Run) -> None:
@@ -286,6 +308,7 @@ def train_epoch(run: Run, progress: Progress, *, resume_rng: dict | None = None)
     is written and :class:`Preempted` raised.
     """
     loader, domain, cfg = run.train_loader, run.domain, run.cfg
+    plan = cfg.prompt_plan(domain)
     run.train_model.train()
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(progress.epoch)
@@ -302,8 +325,9 @@ def train_epoch(run: Run, progress: Progress, *, resume_rng: dict | None = None)
         last = (i + 1) % run.accum == 0 or i + 1 == end
         images = batch["image"].to(run.device)
         batch = {**batch, "mask": batch["mask"].to(run.device)}
+        prompts = plan.training(batch, seed=run.seed, epoch=progress.epoch)
         with dist.maybe_no_sync(run.train_model, not last), run.ctx:
-            out = run.train_model(images)
+            out = run.train_model(images) if prompts is None else run.train_model(images, prompts)
             loss = compute_loss(out, batch, domain, cfg.loss) + out.aux_loss.float()
         if not torch.isfinite(loss):
             raise RunFailed(f"loss became {loss.item()} at epoch {progress.epoch + 1}, batch {i + 1}")
@@ -333,8 +357,14 @@ def validate_and_keep_best(run: Run, progress: Progress) -> float:
     """Score the epoch on the validation split; keep the trainable state if it is the best so far:
     by the validation metric (``select=val``) or by the epoch's mean training loss (``train_loss``)."""
     metric = run.domain.val_metric
-    val = evaluate(run.model, run.val_loader, run.domain, (metric,), run.device, run.cfg.precision, "val",
-                   progress=run.progress_bars)
+    plan = run.cfg.prompt_plan(run.domain)
+    if plan.train.prompted:  # the training mode, test-time sampling (benchmark/train/prompting.py)
+        modes = {plan.train.key: plan.validation(seed=run.seed)}
+        val = evaluate_modes(run.model, run.val_loader, run.domain, (metric,), run.device, run.cfg.precision,
+                             "val", modes, progress=run.progress_bars)[plan.train.key]
+    else:
+        val = evaluate(run.model, run.val_loader, run.domain, (metric,), run.device, run.cfg.precision, "val",
+                       progress=run.progress_bars)
     score = val[metric]
     mean_loss = progress.running / max(progress.n_batches, 1)
     progress.history.append({"epoch": progress.epoch + 1, "train_loss": mean_loss, metric: score})
@@ -354,21 +384,30 @@ def validate_and_keep_best(run: Run, progress: Progress) -> float:
 def test_best(run: Run, progress: Progress, best_path: Path | None,
               writer: PredictionWriter | None = None) -> dict[str, dict[str, Any]]:
     """Load the best trainable state (saving it if asked), then score every test set (``writer``:
-    save its first predictions); a routing method's expert counts go to ``run.expert_usage``."""
+    save its first predictions); a routing method's expert counts go to ``run.expert_usage``. A
+    prompted run scores each test set once per ``eval_prompts`` mode (``run.metrics_by_prompt``)
+    and returns the first mode's metrics."""
     if run.best_state is not None:
         run.model.load_state_dict(run.best_state, strict=False)
         if best_path is not None and run.cfg.save_best and dist.is_main():
             save_torch_atomic(run.best_state, best_path)
     results: dict[str, dict[str, Any]] = {}
+    plan = run.cfg.prompt_plan(run.domain)
+    modes = plan.tests(seed=run.seed) if plan.by_mode else None
     for test_set in run.domain.tests:
-        ds = SegmentationDataset(run.domain, run.data_root, test_set, size=run.cfg.image_size, train=False)
+        ds = _eval_dataset(run.cfg, run.domain, run.data_root, test_set)
         loader = _loader(ds, batch_size=run.cfg.batch_size, shuffle=False, seed=run.seed,
                          num_workers=run.cfg.num_workers)
         reset_expert_counts(run.model)
-        results[test_set] = evaluate(run.model, loader, run.domain, run.domain.test_metrics, run.device,
-                                     run.cfg.precision, test_set, protocol=run.cfg.eval_protocol,
-                                     progress=run.progress_bars,
-                                     sink=writer.sink(test_set) if writer is not None else None)
+        by_mode = evaluate_modes(run.model, loader, run.domain, run.domain.test_metrics, run.device,
+                                 run.cfg.precision, test_set, modes, protocol=run.cfg.eval_protocol,
+                                 progress=run.progress_bars,
+                                 sink=writer.sink(test_set) if writer is not None else None)
+        results[test_set] = next(iter(by_mode.values()))
+        if modes is not None:
+            run.metrics_by_prompt = run.metrics_by_prompt or {m: {} for m in modes}
+            for m, values in by_mode.items():
+                run.metrics_by_prompt[m][test_set] = values
         counts = expert_counts(run.model)
         if counts is not None:
             run.expert_usage = {**(run.expert_usage or {}), test_set: counts}
@@ -410,6 +449,7 @@ def train_and_evaluate(
     """
     cfg = train_cfg.resolved(domain, backbone)
     check_config(cfg)
+    cfg.prompt_plan(domain)  # a bad prompt setting fails before any compute
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     if device.type == "cuda":
@@ -455,5 +495,5 @@ def train_and_evaluate(
         train_seconds=train_seconds, eval_seconds=eval_seconds,
         peak_memory_mb=peak, peak_memory_kind=kind,
         config={"method": asdict(run.method_cfg), "train": asdict(cfg)},
-        resumed_from=resumed_from, expert_usage=run.expert_usage,
+        resumed_from=resumed_from, expert_usage=run.expert_usage, metrics_by_prompt=run.metrics_by_prompt,
     )

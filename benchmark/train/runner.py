@@ -75,14 +75,15 @@ PRESETS: dict[str, Preset] = {
     # SAM2LoRA as its authors trained it (docs/FIDELITY.md#sam2lora-optimisation): 120,000 micro-
     # batches of 2 with 4 accumulations = 30,000 optimiser steps; fp16 with a GradScaler as theirs,
     # clipped after unscaling (their clipping of scaled gradients is not copied); the lowest
-    # training loss kept as theirs; their augmentation on 8 loader workers (it is CPU work).
+    # training loss kept as theirs; their augmentation on 8 loader workers (it is CPU work); trained
+    # with 5 positive points and tested under their six prompt modes (docs/FIDELITY.md#sam2lora-prompts).
     "sam2lora": Preset(
         "sam2lora", "sam2_hiera_l",
         TrainConfig(
             lr=1e-4, weight_decay=3e-4, schedule="cosine_restarts", restart_steps=1000, batch_size=2,
             effective_batch=8, max_steps=30_000, loss="sam2lora", augment="sam2lora", precision="fp16",
             grad_clip=1.0, select="train_loss", patience=None, num_workers=8,
-            # TODO(prompts branch): prompt="points:5",  (their training prompts: 5 positive points)
+            prompt="points:5", eval_prompts=("all",),  # their training prompts; their six test modes
         ),
         needs_checkpoint=True, needs_data=True,
         description="SAM2LoRA's recipe: SAM2.1 Hiera-L, their loss, schedule, augmentation, 30k optimiser steps",
@@ -258,6 +259,8 @@ def run_grid(
     per_method, train_sets = split_overrides(sets or [], methods)
     train_cfg = train_config_from(train_sets, p.train)
     check_losses(train_cfg, domains)
+    for d in domains:
+        train_cfg.prompt_plan(DOMAINS.get(d))  # prompts on a multi-class domain: refused now
     if p.needs_checkpoint and checkpoint is None and any(METHODS.get(m).pretrained for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
     if checkpoint is not None:
@@ -275,9 +278,11 @@ def run_grid(
 
     for d in domains:
         resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute
-    if checkpoint is None and p.mini_sam:  # after the checks above: an uncached build takes a minute or two
-        from benchmark.train.pretrain import MINI_RECIPES, ensure_mini_sam
+    from benchmark.train.pretrain import MINI_RECIPES, ensure_mini_sam
 
+    # After the checks above: an uncached build takes a minute or two. A backbone without a recipe
+    # (sam2_tiny, the SAM2 smoke step) starts from random weights, and its records say so.
+    if checkpoint is None and p.mini_sam:
         if backbone in MINI_RECIPES:
             checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
         elif dist.is_main():
@@ -356,6 +361,7 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
         "peak_memory_mb": round(res.peak_memory_mb, 1), "peak_memory_kind": res.peak_memory_kind,
         "resumed_from": res.resumed_from,
         **({"expert_usage": res.expert_usage} if res.expert_usage is not None else {}),
+        **({"metrics_by_prompt": res.metrics_by_prompt} if res.metrics_by_prompt is not None else {}),
         "config": {**base, **res.config},
     })
 
