@@ -156,9 +156,16 @@ def build_report(
         parts += [f"### {title}, beside the paper{_verdict_label(table_records(number, ok))}", ""]
         parts += [render_verdicts(mine, "table") if mine else "No cell of ours matches a published one.\n"]
     if table_records("sam2lora", ok):
+        from benchmark.report.prompt_compare import compare_prompt_records
+
+        mine = compare_prompt_records(table_records("sam2lora", ok), tolerance_sd=tolerance_sd,
+                                      tolerance_abs=tolerance_abs)
+        verdicts += mine
         parts += ["## SAM2LoRA: retinal fundus by prompt mode", "",
                   render_prompt_runs("sam2lora", ok, "markdown", notes=provenance_notes(table_records("sam2lora", ok))),
-                  "The published numbers: `sam-peft-bench table --table sam2lora --source paper`.", ""]
+                  "The published numbers: `sam-peft-bench table --table sam2lora --source paper`.", "",
+                  f"### SAM2LoRA, beside the paper{_verdict_label(table_records('sam2lora', ok))}", "",
+                  render_verdicts(mine, "table") if mine else "No cell of ours matches a published one.\n"]
     parts += [
         f"## Verdicts against the paper{_verdict_label(ok)}",
         "",
