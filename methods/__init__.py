@@ -40,6 +40,9 @@ class MethodSpec:
     ``adds_parameters``: it injects new trainable modules.
     ``trains``: False for a reference row that leaves nothing trainable (zero-shot): the engine
     evaluates it without an epoch, and training-step checks and timings leave it out.
+    ``mask_output``: which of SAM's decoder outputs a prompted run keeps, as the index of its mask
+    token and hypernetwork MLP: 0 SAM's single-mask output (the default), 1..3 the multimask
+    outputs (SAM2LoRA: 1, multimask output 0). The prompt-free head ignores it.
     """
 
     key: str
@@ -51,6 +54,7 @@ class MethodSpec:
     unfreezes: tuple[str, ...] = ()
     adds_parameters: bool = True
     trains: bool = True
+    mask_output: int = 0
 
     @property
     def doc(self) -> str:
@@ -63,7 +67,7 @@ METHODS: Registry[MethodSpec] = Registry("method")
 
 def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = ("sam", "sam2"),
                     pretrained: bool = True, trains_decoder: bool = True, unfreezes: tuple[str, ...] = (),
-                    adds_parameters: bool = True, trains: bool = True) -> Callable:
+                    adds_parameters: bool = True, trains: bool = True, mask_output: int = 0) -> Callable:
     """Decorator registering ``apply(model, cfg)`` under ``key`` with its declarations
     (:class:`MethodSpec`); rejects duplicate or bad keys. Building a method on a backbone family it
     does not declare is refused before any model is built."""
@@ -72,10 +76,12 @@ def register_method(key: str, config_cls: type, *, families: tuple[str, ...] = (
     unknown = set(families) - {"sam", "sam2"}
     if not families or unknown:
         raise TypeError(f"method {key!r}: families must be among 'sam', 'sam2', got {families}")
+    if mask_output not in (0, 1, 2, 3):
+        raise TypeError(f"method {key!r}: mask_output must be one of SAM's outputs 0..3, got {mask_output}")
 
     def wrap(fn: Callable) -> Callable:
         METHODS.register(key, MethodSpec(key, config_cls, fn, tuple(families), pretrained, trains_decoder,
-                                          tuple(unfreezes), adds_parameters, trains))
+                                          tuple(unfreezes), adds_parameters, trains, mask_output))
         return fn
 
     return wrap

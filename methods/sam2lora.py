@@ -17,10 +17,18 @@ Trainable on SAM2.1 Hiera-L at rank 64: 6,939,648 (encoder) + 753,664 (decoder) 
 Their wrapper builds SAM2Base so that ``no_mem_embed`` is not added to the image embedding
 (SAM2's own image predictor adds it): ``no_mem_embed=false`` is their choice and our default;
 ``--set sam2lora.no_mem_embed=true`` gives SAM2's behaviour.
-Deviations: in the prompt-free head of the Conv-LoRA tables the decoder reads our mask token
-(frozen here, as theirs are, so the count matches; a multi-class head's class Linear trains, a
-module theirs does not have); their prompted training and evaluation and their training recipe
-are separate settings. Works on SAM (ViT) backbones as well, through the same backbone interface.
+Declared at registration: ``mask_output=1``: with prompts (``--set prompt=points:5
+--set eval_prompts=all``, their recorded run; docs/FIDELITY.md#sam2lora-prompts) the decoder runs
+with ``multimask_output=True`` semantics and keeps output 0 of the multimask outputs, i.e. SAM's
+mask token 1 and hypernetwork MLP 1, as their ``training_step`` and ``eval_step`` do
+(``prd_masks[:, :1]``, ``masks[:1]``); ``trains_decoder=False``: the decoder trains only through
+its LoRA factors. Deviations: without prompts (the default, the Conv-LoRA tables' head) the
+decoder reads our mask token (frozen here, as theirs are, so the count matches; a multi-class
+head's class Linear trains, a module theirs does not have) and not their output; prompts are
+drawn at the model's input grid and seeded per image (theirs: a global seed, 0 at test); a thin
+mask that the 2x2 erosion empties falls back to itself and an empty mask gets no prompt (theirs
+skips or draws anywhere: benchmark/data/prompts.py); the training recipe is separate settings.
+Works on SAM (ViT) backbones as well, through the same backbone interface.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ class SAM2LoRAConfig:
     no_mem_embed: bool = False  # add SAM2's no_mem_embed to the image embedding (theirs: no)
 
 
-@register_method("sam2lora", SAM2LoRAConfig, trains_decoder=False)
+@register_method("sam2lora", SAM2LoRAConfig, trains_decoder=False, mask_output=1)
 def apply_sam2lora(model, cfg: SAM2LoRAConfig) -> None:
     """Freeze the decoder-only part and our mask token(s), then add LoRA in encoder and decoder."""
     alpha = cfg.alpha_over_rank * cfg.rank

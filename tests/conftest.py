@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import benchmark.cli as cli
@@ -21,10 +24,33 @@ def run_cli(monkeypatch, capsys):
     return run
 
 
+_MINI_BUILD: list[subprocess.Popen] = []
+
+
+def pytest_sessionstart(session) -> None:
+    """Start building the miniature pretrained SAM now, if it is not cached, in a process of its own
+    (one thread): the two minutes it takes overlap the tests that do not need it."""
+    from benchmark.train.pretrain import checkpoint_path, recipe_for
+
+    if not checkpoint_path(recipe_for("sam_tiny")).is_file():
+        _MINI_BUILD.append(subprocess.Popen([sys.executable, "-m", "benchmark", "pretrain-mini", "--no-progress"],
+                                            stdout=subprocess.DEVNULL))
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """A selection of tests that never needed the mini-SAM does not leave its build running."""
+    for build in _MINI_BUILD:
+        if build.poll() is None:
+            build.terminate()
+            build.wait()
+
+
 @pytest.fixture(scope="session")
 def mini_sam():
-    """The smoke preset's miniature pretrained SAM: built once (a minute or two on 2 cores) into the
-    suite's cache, where `run_all.sh` finds it too; every smoke-preset run starts from it."""
+    """The smoke preset's miniature pretrained SAM, in the suite's cache where `run_all.sh` finds it
+    too (built by the process started with the session); every smoke-preset run starts from it."""
     from benchmark.train.pretrain import ensure_mini_sam
 
+    for build in _MINI_BUILD:
+        build.wait()  # then found in the cache (or, if that process failed, built here and the error shown)
     return ensure_mini_sam(progress=False)

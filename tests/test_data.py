@@ -432,3 +432,11 @@ def test_decoded_cache_drops_the_least_recently_used_beyond_its_budget() -> None
         cache.get((key,), lambda key=key: load(key))
     assert loads == ["a", "b", "c", "b"]  # "b" was least recently used when "c" came
     assert cache.used == 16
+
+
+def test_domain_lists_take_table_groups_in_registry_order_once() -> None:
+    # Tables 1 and 2 of the Conv-LoRA paper: six binary domains and Trans10K (docs/FIDELITY.md#conv-lora-published-numbers)
+    assert DOMAINS.parse_list("table:1,table:2") == ["polyp", "isic2017", "camo", "sbu", "leaf", "road", "trans10k"]
+    assert DOMAINS.parse_list("road,table:sam2lora,fundus_od") == ["road", "fundus_vessel", "fundus_od"]
+    with pytest.raises(BenchError, match="unknown domain group 'table:9'; valid: table:1, table:2, table:sam2lora"):
+        DOMAINS.parse_list("table:9")

@@ -194,3 +194,16 @@ def test_a_resumed_run_refills_the_cache_and_ends_with_the_same_record(data_root
     assert made[0].hits > 0
     for key in EQUAL:
         assert getattr(resumed, key) == getattr(whole, key), key
+
+
+@pytest.mark.parametrize(("augment", "expected"), [("hflip", True), ("none", True), ("sam2lora", False)])
+def test_only_the_official_flip_or_no_augmentation_keeps_the_cache(augment, expected, data_root) -> None:
+    # The keys say (index, flipped): an augmentation drawing new images each epoch would be served stale features.
+    domain = DOMAINS.get("isic2017")
+    cfg = TrainConfig(epochs=1, lr=1e-3, augment=augment, num_threads=1).resolved(domain, "sam_tiny")
+    run = engine.build_run(method="decoder_only", backbone="sam_tiny", domain=domain, seed=0, data_root=data_root,
+                           checkpoint=None, method_overrides={}, cfg=cfg, device=torch.device("cpu"),
+                           state_path=None, progress=False)
+    assert (run.cache is not None) == expected
+    if expected:
+        assert run.cache.flips == (augment == "hflip")

@@ -38,13 +38,15 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_cost_figure_plots_our_means_beside_the_published_points(tmp_path) -> None:
-    records = [record("lora", 0, 0.50), record("lora", 1, 0.60), record("vpt", 0, 0.40, params=30_000)]
+    records = [record("lora", 0, 0.50), record("lora", 1, 0.60), record("vpt", 0, 0.40, params=30_000),
+               record("zero_shot", 0, 0.20, params=0)]  # drawn as a line: 0 has no place on a log axis
     data = plot_cost(records, tmp_path / "cost.png")
     width, height = png_size(tmp_path / "cost.png")
     assert width > 400 and height > 300
     ours = {p["method"]: p for p in data["isic2017"] if p["source"] == "ours"}
     assert ours["lora"]["value"] == pytest.approx(55.0) and ours["lora"]["n"] == 2
     assert ours["vpt"]["params"] == 30_000
+    assert ours["zero_shot"]["params"] == 0 and ours["zero_shot"]["value"] == pytest.approx(20.0)
     paper = load_paper("1")
     published = {p["method"]: p for p in data["isic2017"] if p["source"] == "paper"}
     row = paper[(paper["method"] == "LoRA") & (paper["dataset"] == "ISIC 2017") & (paper["metric"] == "Jac")].iloc[0]

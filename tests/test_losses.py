@@ -105,7 +105,8 @@ def test_mask2former_loss_prefers_the_right_answer_and_ignores_255() -> None:
 
 
 def test_loss_registry_has_the_official_and_sam2lora_keys() -> None:
-    assert set(LOSSES.keys()) == {"structure", "structure_weighted", "balanced_bce", "mask2former", "composite"}
+    assert set(LOSSES.keys()) == {"structure", "structure_weighted", "balanced_bce", "mask2former", "composite",
+                                  "sam2lora"}
 
 
 def test_set_loss_separates_identical_class_tokens() -> None:

@@ -116,3 +116,49 @@ def test_killed_or_preempted_command_resumes_to_the_same_record(sig, data_root, 
     # The rerun trained only what was left (less than the whole run), and cleaned up its state.
     assert cut["resumed_from"]["epoch"] > 1 and whole["resumed_from"] is None
     assert not list(out.rglob("*.state.pt"))
+
+
+def test_the_best_state_is_stored_once_when_it_is_the_trainable_one(tmp_path) -> None:
+    import torch
+
+    from benchmark.train.resume import Progress, load_state, save_state
+
+    model = torch.nn.Linear(2, 1)
+    model.trainable_state_dict = lambda: {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(model.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    best = model.trainable_state_dict()
+    cases = {"after the best epoch": (Progress(epoch=2, best_epoch=2), None),
+             "an epoch later": (Progress(epoch=3, best_epoch=2), best),
+             "inside the epoch after it": (Progress(epoch=2, batch=1, best_epoch=2), best)}
+    for name, (progress, stored) in cases.items():
+        path = tmp_path / f"{name}.pt"
+        save_state(path, fingerprint={}, progress=progress, model=model, opt=opt, sched=sched, scaler=None,
+                   best_state=best, epoch_generator_state=torch.zeros(1))
+        raw = torch.load(path, weights_only=True)
+        assert (raw["best_state"] is None) == (stored is None), name
+        loaded = load_state(path, {})["best_state"]
+        assert loaded.keys() == best.keys() and all(torch.equal(loaded[k], best[k]) for k in best), name
+
+
+# SAM2LoRA's recipe (benchmark/train/runner.py, preset sam2lora): cosine restarts within the run,
+# their augmentation drawn from the RNG, the lowest training loss kept, and a length in optimiser
+# steps whose last epoch is cut short (7 steps = 3 epochs of 2 and one step).
+RECIPE = TrainConfig(max_steps=7, lr=1e-3, batch_size=2, num_threads=1, save_best=False, patience=None,
+                     schedule="cosine_restarts", restart_steps=3, augment="sam2lora", select="train_loss",
+                     loss="sam2lora")
+
+
+@pytest.mark.parametrize("stop_call", [1, 4])  # 1: inside epoch 1; 4: after epoch 2
+def test_resumed_sam2lora_recipe_equals_an_uninterrupted_run(stop_call, data_root, tmp_path, monkeypatch) -> None:
+    whole = _run(data_root, None, method="sam2lora", cfg=RECIPE)
+    assert len(whole.val_history) == 4
+    state = tmp_path / "seed3.state.pt"
+    _stop_at(monkeypatch, {stop_call})
+    with pytest.raises(Preempted):
+        _run(data_root, state, method="sam2lora", cfg=RECIPE)
+    monkeypatch.setattr(engine, "stop_requested", lambda: False)
+    resumed = _run(data_root, state, method="sam2lora", cfg=RECIPE)
+    assert resumed.resumed_from is not None
+    for key in EQUAL:
+        assert getattr(resumed, key) == getattr(whole, key), key

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -29,11 +30,14 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def option(default: Any, *, min: float | None = None, max: float | None = None, gt: float | None = None,
-           lt: float | None = None, choices: Sequence[str] | None = None, help: str = "") -> Any:
+           lt: float | None = None, choices: Sequence[str] | None = None, pattern: str | None = None,
+           help: str = "") -> Any:
     """A dataclass field with its allowed range: ``min``/``max`` inclusive, ``gt``/``lt`` strict,
-    ``choices`` for strings. Numbers are also required to be finite. Ranges apply to every element
-    of a tuple."""
-    rules = {"min": min, "max": max, "gt": gt, "lt": lt, "choices": tuple(choices) if choices else None, "help": help}
+    ``choices`` for strings, ``pattern`` a regular expression a string must match whole (``help``
+    then says the form in words). Numbers are also required to be finite. Ranges apply to every
+    element of a tuple."""
+    rules = {"min": min, "max": max, "gt": gt, "lt": lt, "choices": tuple(choices) if choices else None,
+             "pattern": pattern, "help": help}
     return dataclasses.field(default=default, metadata={k: v for k, v in rules.items() if v is not None})
 
 
@@ -50,6 +54,10 @@ def allowed(typ: Any, meta: Mapping[str, Any]) -> str:
     base, optional = _unwrap_optional(typ)
     if meta.get("choices"):
         text = "one of " + ", ".join(meta["choices"])
+    elif meta.get("pattern"):
+        text = meta.get("help") or f"a string matching {meta['pattern']}"
+        if typing.get_origin(base) is tuple:
+            text = f"a comma-separated list of {text}"
     elif base is bool:
         text = "true or false"
     else:
@@ -91,6 +99,8 @@ def _check(value: Any, meta: Mapping[str, Any]) -> bool:
             if ("gt" in meta and v <= meta["gt"]) or ("lt" in meta and v >= meta["lt"]):
                 return False
         if isinstance(v, str) and meta.get("choices") and v not in meta["choices"]:
+            return False
+        if isinstance(v, str) and meta.get("pattern") and not re.fullmatch(meta["pattern"], v):
             return False
     return True
 

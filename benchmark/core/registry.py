@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from benchmark.core.errors import BenchError
@@ -13,12 +13,18 @@ _KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class Registry(Generic[T]):
-    """Maps lowercase snake keys to values; ``kind`` names the registry in error messages."""
+    """Maps lowercase snake keys to values; ``kind`` names the registry in error messages.
 
-    def __init__(self, kind: str, *, pattern: str | None = None) -> None:
+    ``groups``: the group names of an entry (e.g. a domain's ``table:1``); a list may name a group
+    for all its members, in registry order.
+    """
+
+    def __init__(self, kind: str, *, pattern: str | None = None,
+                 groups: Callable[[T], Iterable[str]] | None = None) -> None:
         self.kind = kind
         self._key = re.compile(pattern) if pattern else _KEY  # tables are numbered: "1", "2"
         self._items: dict[str, T] = {}
+        self._groups = groups
 
     def register(self, key: str, value: T) -> T:
         if not self._key.match(key):
@@ -35,15 +41,26 @@ class Registry(Generic[T]):
             raise BenchError(f"unknown {self.kind} {key!r}; valid: {', '.join(self.keys())}") from None
 
     def parse_list(self, text: str) -> list[str]:
-        """``"a,b"`` or ``"all"`` -> validated keys, in the given (or registry) order."""
+        """``"a,b"``, ``"all"`` or group names -> validated keys, in the given (or registry) order,
+        each once."""
         if text.strip() == "all":
             return self.keys()
-        keys = [k.strip() for k in text.split(",") if k.strip()]
+        keys: list[str] = []
+        for token in (t.strip() for t in text.split(",") if t.strip()):
+            members = self.group(token) if ":" in token else [token]
+            keys += [k for k in members if k not in keys]
         if not keys:
             raise BenchError(f"no {self.kind} given; valid: {', '.join(self.keys())}")
         for k in keys:
             self.get(k)
         return keys
+
+    def group(self, name: str) -> list[str]:
+        """The keys whose entries belong to group ``name``, in registry order."""
+        names = {g for v in self._items.values() for g in (self._groups(v) if self._groups else ())}
+        if name not in names:
+            raise BenchError(f"unknown {self.kind} group {name!r}; valid: {', '.join(sorted(names)) or 'none'}")
+        return [k for k, v in self._items.items() if name in self._groups(v)]
 
     def keys(self) -> list[str]:
         return list(self._items)

@@ -16,13 +16,14 @@ Masks (:func:`read_mask` is the one way to a sample's ground truth):
 
 Augmentation: random horizontal flip of image and mask together when ``train=True``, drawn from the
 global torch RNG (``torch.rand``), so ``torch.manual_seed`` reproduces it; DataLoader workers get
-their own seeds derived from it by torch.
+their own seeds derived from it by torch. An ``augment`` callable (``benchmark.data.augment``,
+e.g. SAM2LoRA's) replaces the flip; it gets the cached tensors and returns new ones.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,13 +255,16 @@ class SegmentationDataset(Dataset):
 
     ``image``: float32 ``(3, size, size)``, normalised. ``mask``: binary float32 ``(1, size, size)``
     in {0, 1}; multiclass int64 ``(size, size)`` class ids, 255 = ignore. ``name``: the image's stem;
-    ``index``: its position in the split; ``flipped``: whether the augmentation flipped it.
-    ``split``: "train", "val" or a test-set key of the domain.
+    ``index``: its position in the split; ``flipped``: whether the official flip flipped it (False
+    under ``augment``, whose output the feature cache cannot name). ``split``: "train", "val" or a
+    test-set key of the domain. ``augment``: (image, mask) -> new (image, mask), applied instead of the flip.
     """
 
-    def __init__(self, domain: str | Domain, root: str | Path, split: str, *, size: int, train: bool) -> None:
+    def __init__(self, domain: str | Domain, root: str | Path, split: str, *, size: int, train: bool,
+                 augment: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> None:
         self.domain = get_domain(domain)
-        self.split, self.size, self.train = split, int(size), bool(train)
+        self.split, self.size, self.train, self.augment = split, int(size), bool(train), augment
         if self.size < 1:
             raise BenchError(f"image size must be positive, got {size}")
         self.samples = list_samples(self.domain, root, split)
@@ -290,9 +294,11 @@ class SegmentationDataset(Dataset):
         files = (s.image, *(s.masks or (s.mask,)))
         key = (self.domain.key, self.size, s.dataset, *file_keys(files))
         image, mask = DECODED.get(key, lambda: self._load(s))
-        flipped = bool(self.train and torch.rand(()) < 0.5)
-        if flipped:
-            image, mask = image.flip(-1), mask.flip(-1)
+        flipped = False
+        if self.augment is not None:
+            image, mask = self.augment(image, mask)
+        elif self.train and torch.rand(()) < 0.5:
+            image, mask, flipped = image.flip(-1), mask.flip(-1), True
         else:
             image, mask = image.clone(), mask.clone()  # the cached tensors stay as decoded
         # index and flipped name the encoder input for the feature cache (benchmark.model.feature_cache)

@@ -116,7 +116,7 @@ class Domain:
         raise BenchError(f"domain {self.key!r} has no split {split!r}; valid: {', '.join(self.splits)}")
 
 
-DOMAINS: Registry[Domain] = Registry("domain")
+DOMAINS: Registry[Domain] = Registry("domain", groups=lambda d: (f"table:{d.table}",) if d.table else ())  # --domains table:1,table:2
 
 
 def register_domain(domain: Domain, registry: Registry[Domain] | None = None) -> Domain:

@@ -48,7 +48,7 @@ def build_model(
     check_family(method, backbone)
     cfg = make_config(method, overrides)
     sam = build_sam(backbone, checkpoint=checkpoint, device=device)
-    model = SegmentationModel(sam, num_classes=num_classes)
+    model = SegmentationModel(sam, num_classes=num_classes, mask_output=spec.mask_output)
     model.encoder_as_built = encoder_structure(model)  # what the feature cache compares against
     spec.apply(model, cfg)
     set_attention(model, kind)  # after apply: modules a method adds (LST's side blocks) follow too

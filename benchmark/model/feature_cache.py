@@ -39,7 +39,8 @@ method's name): no image-encoder parameter requires a gradient; the encoder has 
 had before the method was applied (``factory.build_model`` records them; the SDPA attention swap
 is the same maths and allowed); no module in it has hooks or a replaced ``forward``; none is
 stochastic or batch-statistic dependent (dropout, drop-path, batch norm). The engine also needs
-the augmentation to be the official flip or none (the keys say nothing of other augmentations).
+the augmentation to be the official flip or none (the keys say nothing of other augmentations:
+``augment=sam2lora`` turns the cache off). Prompts change nothing here: they enter the decoder.
 Under DDP every rank keeps its own cache of what its sampler hands it: the budget is per process.
 """
 

@@ -23,34 +23,50 @@ as copies of SAM's first mask token, as there.
 
 SAM2 (Hiera) models take the same head on SAM2's own image path: FPN features, the decoder's
 high-resolution projections and ``no_mem_embed``, as SAM2's image predictor runs a single image.
+
+Prompts (``forward(images, prompts)``, :mod:`benchmark.model.prompted`): the decoder then runs as
+SAM runs it, all four mask tokens in the sequence and the prompt tokens appended, and keeps output
+``mask_output`` (declared by the method: 0, SAM's single-mask output, by default; SAM2LoRA 1, its
+first multimask output). How our mask token relates to it, a choice: our token *is* mask token 0
+of that sequence (it replaces SAM's frozen token 0), so what a method trains in the prompt-free
+head is what the prompted path reads at output 0, and at build the prompted path is exactly SAM's
+decoder. It is not the prompt-free head with prompt tokens added: that head's sequence has one
+mask token (the official AutoMM head), SAM's has four, and the tokens attend to one another.
+Without prompts (``prompts=None``) the prompt-free head runs, unchanged; ``Prompts`` whose images
+carry no point and no box run SAM's decoder with no prompt token (SAM2LoRA's test mode 0).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from benchmark.model.backbones import BackboneView
+from benchmark.model.prompted import Prompts, decode_prompted
 
 
 @dataclass
 class SegOutput:
     """``logits``: (B, K, S, S) mask logits at input size (K = 1 binary, classes otherwise);
     ``class_logits``: (B, K, classes + 1) or None; ``aux_loss``: scalar (Conv-LoRA's balancing
-    loss summed over layers; zero for other methods)."""
+    loss summed over layers; zero for other methods); ``iou_pred``: (B, 1), the decoder's (frozen)
+    IoU head's prediction for the kept mask output (prompted: the output the method declares;
+    prompt-free: mask token 0's, whose copy our token is), or None (multi-class: SAM's IoU head
+    scores its own mask tokens, not our class tokens). SAM2LoRA's loss uses it."""
 
     logits: torch.Tensor
     aux_loss: torch.Tensor
     class_logits: torch.Tensor | None = None
+    iou_pred: torch.Tensor | None = None
 
 
 class SegmentationModel(nn.Module):
     """Prompt-free SAM for semantic segmentation with ``num_classes`` outputs (1 = binary)."""
 
-    def __init__(self, sam: nn.Module, *, num_classes: int = 1) -> None:
+    def __init__(self, sam: nn.Module, *, num_classes: int = 1, mask_output: int = 0) -> None:
         super().__init__()
         self.sam = sam
         self.num_classes = num_classes
@@ -63,6 +79,7 @@ class SegmentationModel(nn.Module):
         self.mask_tokens = nn.Parameter(first.repeat(num_classes, 1))
         self.class_head = nn.Linear(dim, num_classes + 1, device=first.device) if num_classes > 1 else None
         self.add_no_mem_embed = True  # SAM2: as its image predictor; a method may turn it off (SAM2LoRA)
+        self.mask_output = mask_output  # the prompted path's kept output (mask token and MLP index)
         self.freeze_to_decoder()
 
     @property
@@ -94,37 +111,63 @@ class SegmentationModel(nn.Module):
         """Only the parameters that train: what a best checkpoint keeps."""
         return {n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad}
 
-    def forward(self, images: torch.Tensor) -> SegOutput:
-        """``images``: (B, 3, S, S), already resized to the backbone's square and normalised."""
+    def forward(self, images: torch.Tensor, prompts: Prompts | None = None) -> SegOutput:
+        """``images``: (B, 3, S, S), already resized to the backbone's square and normalised;
+        ``prompts``: None for the prompt-free head, else SAM's prompted decoding (module doc)."""
         aux_modules = [m for m in self.modules() if hasattr(m, "aux_loss")]
         for m in aux_modules:
             m.aux_loss = None
-        if self._family == "sam2":
-            low_res, class_logits = self._decode_sam2(images)
-        else:
-            low_res, class_logits = self._decode(self.sam.image_encoder(images))
-        logits = F.interpolate(low_res, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        out = self.decode(self.encode(images), prompts, size=images.shape[-2:])
         aux = [m.aux_loss for m in aux_modules if m.aux_loss is not None]
-        aux_loss = torch.stack(aux).sum() if aux else logits.new_zeros(())
-        return SegOutput(logits=logits, aux_loss=aux_loss, class_logits=class_logits)
+        return replace(out, aux_loss=torch.stack(aux).sum()) if aux else out
 
-    def _decode_sam2(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """SAM2's image path as its image predictor runs it, then its decoder with our tokens.
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The image embedding (B, C, h, w) and SAM2's high-resolution levels (empty for SAM)."""
+        if self._family == "sam2":
+            return self._sam2_features(images)
+        return self.sam.image_encoder(images), []
 
-        Hiera + FPN -> the two high-resolution levels projected by the decoder's conv_s0/conv_s1,
-        ``no_mem_embed`` added to the lowest-resolution level (a single image has no memory);
-        tokens [object score, IoU, ours]; upscaling fused with the high-resolution features.
-        """
+    def decode(self, features: tuple[torch.Tensor, list[torch.Tensor]], prompts: Prompts | None = None, *,
+               size: tuple[int, int]) -> SegOutput:
+        """Logits at ``size`` from :meth:`encode`'s features (several prompt modes share one encoding)."""
+        embeddings, high_res = features
+        iou_pred = class_logits = None
+        if prompts is not None:
+            low_res, iou_pred = decode_prompted(self, embeddings, high_res, prompts)
+        elif self._family == "sam2":
+            low_res, class_logits, iou_pred = self._decode_sam2(embeddings, high_res)
+        else:
+            low_res, class_logits, iou_pred = self._decode(embeddings)
+        logits = F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
+        return SegOutput(logits=logits, aux_loss=logits.new_zeros(()), class_logits=class_logits, iou_pred=iou_pred)
+
+    def _sam2_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """SAM2's image path as its image predictor runs it: Hiera + FPN -> the two high-resolution
+        levels projected by the decoder's conv_s0/conv_s1, ``no_mem_embed`` added to the
+        lowest-resolution level (a single image has no memory)."""
         sam2 = self.sam
-        dec, pe = sam2.sam_mask_decoder, sam2.sam_prompt_encoder
         backbone_out = sam2.forward_image(images)
         _, feats, _, sizes = sam2._prepare_backbone_features(backbone_out)
         if sam2.directly_add_no_mem_embed and self.add_no_mem_embed:
             feats[-1] = feats[-1] + sam2.no_mem_embed
         b = images.shape[0]
         maps = [f.permute(1, 2, 0).reshape(b, -1, *hw) for f, hw in zip(feats, sizes, strict=True)]
-        embeddings, high_res = maps[-1], maps[:-1]
-        _, c, h, w = embeddings.shape
+        return maps[-1], maps[:-1]
+
+    def _iou_pred(self, dec: nn.Module, iou_token_out: torch.Tensor) -> torch.Tensor | None:
+        """SAM's IoU head on the IoU token's output, as its decoder computes it, keeping the score of
+        mask token 0: our binary token is a copy of it and reads its hypernetwork MLP. (B, 1).
+        SAM2LoRA's loss compares it with the realised IoU (docs/FIDELITY.md#sam2lora-loss)."""
+        if self.mask_tokens.shape[0] != 1:
+            return None
+        return dec.iou_prediction_head(iou_token_out)[:, :1]
+
+    def _decode_sam2(self, embeddings: torch.Tensor, high_res: list[torch.Tensor]
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """SAM2's decoder with our tokens and no prompts: tokens [object score, IoU, ours];
+        upscaling fused with the high-resolution features."""
+        dec, pe = self.sam.sam_mask_decoder, self.sam.sam_prompt_encoder
+        b, c, h, w = embeddings.shape
         k = self.mask_tokens.shape[0]
         first = [dec.obj_score_token.weight] if dec.pred_obj_scores else []
         s = len(first)
@@ -133,23 +176,17 @@ class SegmentationModel(nn.Module):
         pos = pe.get_dense_pe().expand(b, -1, -1, -1)
         hs, src = dec.transformer(src, pos, tokens)
         token_out = hs[:, s + 1 : s + 1 + k, :]
-        src = src.transpose(1, 2).reshape(b, c, h, w)
-        if dec.use_high_res_features:
-            dc1, ln1, act1, dc2, act2 = dec.output_upscaling
-            upscaled = act1(ln1(dc1(src) + high_res[1]))
-            upscaled = act2(dc2(upscaled) + high_res[0])
-        else:
-            upscaled = dec.output_upscaling(src)
+        upscaled = upscale(dec, src.transpose(1, 2).reshape(b, c, h, w), high_res)
         hyper = dec.output_hypernetworks_mlps[0](token_out)
         _, cu, hu, wu = upscaled.shape
         masks = (hyper @ upscaled.reshape(b, cu, hu * wu)).reshape(b, k, hu, wu)
         class_logits = self.class_head(token_out) if self.class_head is not None else None
-        return masks, class_logits
+        return masks, class_logits, self._iou_pred(dec, hs[:, s, :])
 
-    def _decode(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _decode(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """SAM's ``MaskDecoder.predict_masks`` with our tokens and no prompts.
 
-        ``embeddings``: (B, C, h, w) -> low-resolution logits (B, K, 4h, 4w).
+        ``embeddings``: (B, C, h, w) -> low-resolution logits (B, K, 4h, 4w), class logits, IoU prediction.
         """
         dec = self.sam.mask_decoder
         pe = self.sam.prompt_encoder
@@ -166,4 +203,13 @@ class SegmentationModel(nn.Module):
         _, cu, hu, wu = upscaled.shape
         masks = (hyper @ upscaled.reshape(b, cu, hu * wu)).reshape(b, k, hu, wu)
         class_logits = self.class_head(token_out) if self.class_head is not None else None
-        return masks, class_logits
+        return masks, class_logits, self._iou_pred(dec, hs[:, 0, :])
+
+
+def upscale(dec: nn.Module, src: torch.Tensor, high_res: list[torch.Tensor]) -> torch.Tensor:
+    """The decoder's output upscaling of ``src`` (B, C, h, w); SAM2 fuses its high-resolution levels."""
+    if not getattr(dec, "use_high_res_features", False):
+        return dec.output_upscaling(src)
+    dc1, ln1, act1, dc2, act2 = dec.output_upscaling
+    upscaled = act1(ln1(dc1(src) + high_res[1]))
+    return act2(dc2(upscaled) + high_res[0])

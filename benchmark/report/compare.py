@@ -50,11 +50,20 @@ class CellVerdict:
     sd: float | None
     z: float | None
     verdict: str
+    prompt: str | None = None  # a table by prompt mode (SAM2LoRA's): the mode (benchmark/report/prompt_compare.py)
+
+    @property
+    def dataset(self) -> str:
+        ds = column_labels((self.test_set, self.metric))[0]
+        if self.prompt is None:
+            return ds
+        from benchmark.report.prompt_compare import prompt_label
+
+        return f"{ds} [{prompt_label(self.prompt)}]"
 
     @property
     def name(self) -> str:
-        ds, metric, _ = column_labels((self.test_set, self.metric))
-        return f"{method_label(self.method)} / {ds} / {metric}"
+        return f"{method_label(self.method)} / {self.dataset} / {column_labels((self.test_set, self.metric))[1]}"
 
 
 def _opt(x: object) -> float | None:
@@ -147,24 +156,24 @@ def render_verdicts(verdicts: Sequence[CellVerdict], fmt: str, *, theirs: str = 
     if fmt == "json":
         items = []
         for v in verdicts:
-            ds, metric, _ = column_labels((v.test_set, v.metric))
+            metric = column_labels((v.test_set, v.metric))[1]
             item = {k: round(x, 4) if isinstance(x, float) else x for k, x in asdict(v).items()}
             items.append(
-                {**item, "method_label": method_label(v.method), "dataset": ds, "metric_label": metric}
+                {**item, "method_label": method_label(v.method), "dataset": v.dataset, "metric_label": metric}
             )
         return json.dumps(items, indent=2, ensure_ascii=False) + "\n"
     header = ["Method", "Dataset", "Metric", "Ours", "n", theirs.capitalize(), "Δ", "sd", "z", "Verdict"]
     body = []
     for v in verdicts:
         d_mean, d_std = decimals(table_of(v.test_set), v.metric)
-        ds, metric, arrow = column_labels((v.test_set, v.metric))
+        _, metric, arrow = column_labels((v.test_set, v.metric))
         ours = _fmt(v.ours, d_mean) + (f" ± {v.ours_std:.{d_std}f}" if v.ours_std is not None else "")
         other = _fmt(v.theirs, d_mean) + (f" ± {v.theirs_std:.{d_std}f}" if v.theirs_std is not None else "")
         verdict = {"regressed": "**regressed**", "improved": "improved"}.get(v.verdict, v.verdict)
         body.append(
             [
                 method_label(v.method),
-                ds,
+                v.dataset,
                 f"{metric} {arrow}",
                 ours,
                 str(v.n),
@@ -240,9 +249,15 @@ def _run(args) -> int:
     else:
         _, other = load_runs(args.against, backbone=args.backbone, preset=args.preset)
         against = ok_records(other)
-    verdicts = compare_records(
-        ok_records(ours), against, tolerance_sd=args.tolerance_sd, tolerance_abs=args.tolerance_abs
-    )
+    from benchmark.report.prompt_compare import by_prompt_records, compare_prompt_records
+
+    prompted = by_prompt_records(ok_records(ours))
+    plain = [r for r in ok_records(ours) if r not in prompted]
+    tolerances = {"tolerance_sd": args.tolerance_sd, "tolerance_abs": args.tolerance_abs}
+    verdicts = compare_records(plain, against, **tolerances) if plain else []
+    if prompted:
+        verdicts += compare_prompt_records(prompted, None if against is None else by_prompt_records(against),
+                                           **tolerances)
     if not verdicts:
         raise BenchError(f"no cell is present in both {args.runs} and {args.against}: nothing to compare")
     theirs = "paper" if against is None else "theirs"

@@ -136,6 +136,9 @@ def plot_cost(records: Sequence[dict], out: str | Path, *, domains: Sequence[str
         test_set, metric = headline(domain_key)
         for p in points:
             ours = p["source"] == "ours"
+            if p["params"] <= 0:  # a reference row that trains nothing (zero-shot): no place on a log axis
+                ax.axhline(p["value"], color=colours[p["method"]], linestyle="--", linewidth=1.2, zorder=2)
+                continue
             ax.scatter([p["params"]], [p["value"]], s=42 if ours else 48, marker="o" if ours else "s",
                        color=colours[p["method"]] if ours else "none", edgecolors=colours[p["method"]],
                        linewidths=1.4, zorder=3)
@@ -149,7 +152,10 @@ def plot_cost(records: Sequence[dict], out: str | Path, *, domains: Sequence[str
         ax.set_visible(False)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", linestyle="", color=c, label=method_label(m)) for m, c in colours.items()]
+    untrained = {p["method"] for pts in data.values() for p in pts if p["params"] <= 0}
+    handles = [Line2D([], [], color=c, linestyle="--", label=f"{method_label(m)}: 0 trainable")
+               if m in untrained else Line2D([], [], marker="o", linestyle="", color=c, label=method_label(m))
+               for m, c in colours.items()]
     handles += [Line2D([], [], marker="o", linestyle="", color="black", label="ours (mean over seeds)"),
                 Line2D([], [], marker="s", linestyle="", markerfacecolor="none", color="black",
                        label="published (SAM ViT-H)")]

@@ -31,6 +31,7 @@ class TableLayout:
     decimals: tuple[int, int] = (1, 2)
     lower_decimals: tuple[int, int] | None = None
     paper: str = "conv_lora"  # which published source ``--source paper`` renders (benchmark.report.paper)
+    by_prompt: bool = False  # rows are datasets x prompt modes (benchmark.report.prompt_table)
 
     def decimals_of(self, metric: str) -> tuple[int, int]:
         if self.lower_decimals is not None and not higher_is_better(metric):
@@ -109,11 +110,10 @@ register_layout(TableLayout(
     + tuple(("trans10k", c) for c in DOMAINS.get("trans10k").class_names),
     methods=("decoder_only", "vpt", "lora", "conv_lora"), references=("translab", "trans2seg"), decimals=(2, 2),
 ))
-# Minimal: SAM2LoRA's per-dataset Dice, AUC and HD95 (its results notebook, cell 32); the prompt
-# modes become rows or column groups when prompted evaluation exists.
+# SAM2LoRA's per-dataset Dice, AUC and HD95 by prompt mode (its results notebook, cell 32).
 register_layout(TableLayout(
     key="sam2lora", title="SAM2LoRA: retinal fundus, per dataset (Mandal et al., arXiv 2510.10288)",
     columns=tuple((ts, metric) for key in ("fundus_vessel", "fundus_od") for ts in DOMAINS.get(key).tests
                   for metric in ("dice", "auc_img", "hd95")),
-    methods=("sam2lora",), paper="sam2lora",
+    methods=("sam2lora",), paper="sam2lora", by_prompt=True,
 ))

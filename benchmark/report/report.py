@@ -18,11 +18,13 @@ from benchmark.report.compare import compare_records, regression_lines, render_v
 from benchmark.report.figures import write_figures
 from benchmark.report.labels import method_label
 from benchmark.report.layouts import table_of
+from benchmark.report.prompt_table import render_prompt_runs
 from benchmark.report.provenance import (
     NOT_COMPARABLE,
     NOT_COMPARABLE_TITLE,
     data_kind,
     nonofficial_summary,
+    provenance_notes,
     unknown_summary,
     weights_kind,
 )
@@ -153,6 +155,17 @@ def build_report(
         mine = [v for v in verdicts if table_of(v.test_set) == number]
         parts += [f"### {title}, beside the paper{_verdict_label(table_records(number, ok))}", ""]
         parts += [render_verdicts(mine, "table") if mine else "No cell of ours matches a published one.\n"]
+    if table_records("sam2lora", ok):
+        from benchmark.report.prompt_compare import compare_prompt_records
+
+        mine = compare_prompt_records(table_records("sam2lora", ok), tolerance_sd=tolerance_sd,
+                                      tolerance_abs=tolerance_abs)
+        verdicts += mine
+        parts += ["## SAM2LoRA: retinal fundus by prompt mode", "",
+                  render_prompt_runs("sam2lora", ok, "markdown", notes=provenance_notes(table_records("sam2lora", ok))),
+                  "The published numbers: `sam-peft-bench table --table sam2lora --source paper`.", "",
+                  f"### SAM2LoRA, beside the paper{_verdict_label(table_records('sam2lora', ok))}", "",
+                  render_verdicts(mine, "table") if mine else "No cell of ours matches a published one.\n"]
     parts += [
         f"## Verdicts against the paper{_verdict_label(ok)}",
         "",

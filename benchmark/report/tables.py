@@ -30,6 +30,7 @@ from benchmark.report.cells import Cell, ParamsRow, Row, Table
 from benchmark.report.labels import METHOD_LABELS, REFERENCE_LABELS, method_label
 from benchmark.report.layouts import LAYOUTS, Column, decimals, higher_is_better, table_of
 from benchmark.report.paper import load_paper
+from benchmark.report.prompt_table import render_prompt_runs
 from benchmark.report.provenance import provenance_notes
 from benchmark.report.render import (
     FORMATS,
@@ -222,6 +223,12 @@ def table_text(*, table: str, source: str, fmt: str, records: Sequence[dict] = (
         if LAYOUTS.get(table).paper == "sam2lora":
             return render_sam2lora_paper(fmt)
         return render_table(paper_table(table), fmt)
+    if LAYOUTS.get(table).by_prompt:
+        if side:
+            raise BenchError(f"--side-by-side is not offered for table {table}: print --source runs and --source paper")
+        notes = [*provenance_notes(table_records(table, records)),
+                 *([SMOKE_NOTE] if any(r.get("preset") == "smoke" for r in records) else [])]
+        return render_prompt_runs(table, records, fmt, notes=notes)
     ours = runs_table(table, records)
     if not side:
         return render_table(ours, fmt)

@@ -7,6 +7,9 @@ logits resized to each image's original size (``original``, a common protocol el
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -56,25 +59,47 @@ def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, preci
     targets)``, if given, sees every batch at the official protocol's size (saved predictions).
     ``cache``: a :class:`~benchmark.model.feature_cache.FeatureCache` to serve a frozen encoder from.
     """
+    return evaluate_modes(model, loader, domain, keys, device, precision, desc, None, protocol=protocol,
+                          progress=progress, sink=sink, cache=cache)[""]
+
+
+@torch.no_grad()
+def evaluate_modes(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
+                   modes: Mapping[str, Callable[[dict], Any]] | None, *, protocol: str = "official",
+                   progress: bool = True, sink=None, cache=None) -> dict[str, dict]:
+    """:func:`evaluate` once per prompt mode: ``modes`` maps a mode key to the prompts of a batch
+    (``benchmark.train.prompting``); each batch is encoded once and decoded once per mode. Returns
+    {mode: metrics}; the ``sink`` sees the first mode. ``modes=None``: the plain forward, as {"": metrics}."""
     model.eval()
-    suite = MetricSuite(list(keys), num_classes=domain.num_classes if domain.task == "multiclass" else None)
+    names = list(modes) if modes is not None else [""]
+    suites = {m: MetricSuite(list(keys), num_classes=domain.num_classes if domain.task == "multiclass" else None)
+              for m in names}
     ctx, _ = autocast(device, precision)
     seen = 0
     split = getattr(loader.dataset, "split", desc)  # the feature cache's key
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.is_main()), dynamic_ncols=True)
     for batch in bar:
-        with ctx, cached(cache, split, batch):
-            out = model(batch["image"].to(device))
-        if sink is not None:
-            sink(batch, predictions(out, domain), targets(batch, domain))
-        if protocol == "original":
-            for i in range(len(batch["image"])):
-                suite.update(*_at_original_size(out, i, loader.dataset.samples[seen + i], domain))
-        else:
-            for pred, gt in zip(predictions(out, domain), targets(batch, domain), strict=True):
-                suite.update(pred, gt)
-        seen += len(batch["image"])
-    values = suite.compute()
+        images = batch["image"].to(device)
+        with ctx, cached(cache, split, batch):  # one encoder call per batch: the cache serves it
+            if modes is None:
+                outs = {"": model(images)}
+            else:
+                features = model.encode(images)
+                outs = {m: model.decode(features, of(batch), size=images.shape[-2:]) for m, of in modes.items()}
+        for m, out in outs.items():
+            if sink is not None and m == names[0]:
+                sink(batch, predictions(out, domain), targets(batch, domain))
+            if protocol == "original":
+                for i in range(len(images)):
+                    suites[m].update(*_at_original_size(out, i, loader.dataset.samples[seen + i], domain))
+            else:
+                for pred, gt in zip(predictions(out, domain), targets(batch, domain), strict=True):
+                    suites[m].update(pred, gt)
+        seen += len(images)
+    return {m: _plain(suite.compute()) for m, suite in suites.items()}
+
+
+def _plain(values: dict) -> dict:
     return {k: (float(v) if not isinstance(v, list) else [float(x) for x in v]) for k, v in values.items()}
 
 

@@ -1,9 +1,12 @@
 """Training losses of the official Conv-LoRA run script, registered by key.
 
 ``structure`` is the official behaviour (PraNet's structure loss with the legacy-argument quirk),
-``structure_weighted`` the pixel-weighted BCE PraNet intended, ``balanced_bce`` the SBU loss, and
-``mask2former`` the set loss for Trans10K. Binary losses take logits (B, 1, H, W) and a float mask
-in {0, 1} of the same shape; ``mask2former`` takes the model output and int labels (B, H, W).
+``structure_weighted`` the pixel-weighted BCE PraNet intended, ``balanced_bce`` the SBU loss,
+``mask2former`` the set loss for Trans10K, ``composite`` the three terms of SAM2LoRA's loss per
+image, and ``sam2lora`` the SAM2LoRA authors' loss as they compute it (pooled over the batch, plus
+the IoU-head term). Binary losses take logits (B, 1, H, W) and a float mask in {0, 1} of the same
+shape (``sam2lora`` also the IoU head's prediction, keyword ``iou_pred``, (B, 1)); ``mask2former``
+takes the model output and int labels (B, H, W).
 The facts with their sources: docs/FIDELITY.md#losses and docs/FIDELITY.md#sam2lora-loss.
 """
 
@@ -20,6 +23,7 @@ from benchmark.core.registry import Registry
 IGNORE_INDEX = 255
 LOSSES: Registry[Callable[..., torch.Tensor]] = Registry("loss")
 MULTICLASS_LOSSES = frozenset({"mask2former"})  # take (mask logits, class logits, labels)
+IOU_LOSSES = frozenset({"sam2lora"})  # take (logits, mask, iou_pred=...)
 
 
 def structure_weights(mask: torch.Tensor) -> torch.Tensor:
@@ -71,32 +75,74 @@ def balanced_bce_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return loss * pos_c / (pos_c + neg)
 
 
-def soft_dice_loss(logits: torch.Tensor, mask: torch.Tensor, *, smooth: float = 1.0) -> torch.Tensor:
-    """1 - (2 sum p g + s) / (sum p + sum g + s) per image, averaged; p = sigmoid(logits)."""
+def _sums(x: torch.Tensor, pooled: bool) -> torch.Tensor:
+    """Sums per image (B,), or one sum over the whole batch (a scalar) when ``pooled``."""
+    per_image = x.sum(dim=(1, 2, 3))
+    return per_image.sum() if pooled else per_image
+
+
+def soft_dice_loss(logits: torch.Tensor, mask: torch.Tensor, *, smooth: float = 1.0, pooled: bool = False
+                   ) -> torch.Tensor:
+    """1 - (2 sum p g + s) / (sum p + sum g + s) per image, averaged; p = sigmoid(logits).
+    ``pooled``: the sums run over the whole batch (SAM2LoRA's ``SoftDiceLossV1``)."""
     p = torch.sigmoid(logits)
-    inter = (p * mask).sum(dim=(1, 2, 3))
-    return (1 - (2 * inter + smooth) / (p.sum(dim=(1, 2, 3)) + mask.sum(dim=(1, 2, 3)) + smooth)).mean()
+    inter = _sums(p * mask, pooled)
+    return (1 - (2 * inter + smooth) / (_sums(p, pooled) + _sums(mask, pooled) + smooth)).mean()
 
 
 def focal_tversky_loss(
     logits: torch.Tensor, mask: torch.Tensor, *, alpha: float = 0.7, beta: float = 0.3, gamma: float = 0.75,
-    smooth: float = 1.0,
+    smooth: float = 1.0, pooled: bool = False,
 ) -> torch.Tensor:
     """(1 - TI)^gamma, TI = (TP + s) / (TP + alpha FN + beta FP + s) (Abraham & Khan, 2019).
 
     alpha weights false negatives (0.7: recall matters for thin vessels), gamma = 0.75 as proposed.
+    ``pooled``: TP, FN and FP counted over the whole batch (SAM2LoRA's ``FocalTverskyLoss``).
     """
     p = torch.sigmoid(logits)
-    tp = (p * mask).sum(dim=(1, 2, 3))
-    fn = ((1 - p) * mask).sum(dim=(1, 2, 3))
-    fp = (p * (1 - mask)).sum(dim=(1, 2, 3))
+    tp = _sums(p * mask, pooled)
+    fn = _sums((1 - p) * mask, pooled)
+    fp = _sums(p * (1 - mask), pooled)
     ti = (tp + smooth) / (tp + alpha * fn + beta * fp + smooth)
     return ((1 - ti).clamp(min=0) ** gamma).mean()
 
 
+def probability_bce(logits: torch.Tensor, mask: torch.Tensor, *, eps: float = 1e-6) -> torch.Tensor:
+    """SAM2LoRA's ``SegmentationBCELoss``: mean of -[g log(s + eps) + (1 - g) log(1 - s + eps)],
+    s = sigmoid(logits). Not the logits form: eps bounds each pixel's loss at -log(1e-6) = 13.8."""
+    s = torch.sigmoid(logits)
+    return -(mask * torch.log(s + eps) + (1 - mask) * torch.log(1 - s + eps)).mean()
+
+
+@torch.no_grad()
+def realised_iou(logits: torch.Tensor, mask: torch.Tensor, *, eps: float = 1e-6) -> torch.Tensor:
+    """IoU of ``sigmoid(logits) > 0.5`` with ``mask > 0.5`` per image and output, (B, K): inter /
+    (union + eps), 0 when both are empty (SAM2LoRA's ``calculate_batch_iou``). No gradient."""
+    pred = (torch.sigmoid(logits) > 0.5).float().flatten(2)
+    gt = (mask > 0.5).float().flatten(2)
+    inter = (pred * gt).sum(-1)
+    return inter / (pred.sum(-1) + gt.sum(-1) - inter + eps)
+
+
+def iou_score_loss(iou_pred: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """mean |IoU_pred - IoU(s > 0.5)|: the IoU head's prediction (B, K) against the realised IoU,
+    which is a constant here, so the gradient flows into ``iou_pred`` only."""
+    return (iou_pred - realised_iou(logits, mask)).abs().mean()
+
+
+def sam2lora_loss(logits: torch.Tensor, mask: torch.Tensor, *, iou_pred: torch.Tensor,
+                  iou_weight: float = 0.1) -> torch.Tensor:
+    """The SAM2LoRA authors' training loss (docs/FIDELITY.md#sam2lora-loss): BCE on probabilities
+    + SoftDice + FocalTversky, both pooled over the batch, weights 1/1/1, + 0.1 x the IoU-head term."""
+    seg = (probability_bce(logits, mask) + soft_dice_loss(logits, mask, pooled=True)
+           + focal_tversky_loss(logits, mask, pooled=True))
+    return seg + iou_weight * iou_score_loss(iou_pred, logits, mask)
+
+
 def composite_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """SAM2LoRA's composite loss: BCE + SoftDice + FocalTversky, equal weights (the abstract
-    names the three terms; the authors' code weighs them 1/1/1: docs/FIDELITY.md#sam2lora-loss)."""
+    names the three terms; the authors' code weighs them 1/1/1: docs/FIDELITY.md#sam2lora-loss).
+    Per image, BCE on logits, no IoU term: usable by any binary model; ``sam2lora`` is theirs."""
     bce = F.binary_cross_entropy_with_logits(logits, mask)
     return bce + soft_dice_loss(logits, mask) + focal_tversky_loss(logits, mask)
 
@@ -185,3 +231,4 @@ LOSSES.register("structure_weighted", structure_weighted_loss)
 LOSSES.register("balanced_bce", balanced_bce_loss)
 LOSSES.register("mask2former", mask2former_loss)
 LOSSES.register("composite", composite_loss)
+LOSSES.register("sam2lora", sam2lora_loss)

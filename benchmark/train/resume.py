@@ -111,9 +111,13 @@ class Progress:
 
 def save_state(path: Path, *, fingerprint: dict, progress: Progress, model, opt, sched, scaler,
                best_state: dict | None, epoch_generator_state: torch.Tensor) -> None:
-    """Write the state atomically (rank 0 only under DDP)."""
+    """Write the state atomically (rank 0 only under DDP). The best state is written only when it
+    differs from the trainable one: after an improving epoch they are equal, and for from_scratch
+    at ViT-H each copy is 2.6 GB."""
     if not dist.is_main():
         return
+    # At an epoch's end (batch 0 of the next) right after the best epoch, nothing has trained since.
+    best_is_trainable = best_state is not None and progress.batch == 0 and progress.best_epoch == progress.epoch
     save_torch_atomic({
         "fingerprint": fingerprint,
         "progress": asdict(progress),
@@ -121,7 +125,8 @@ def save_state(path: Path, *, fingerprint: dict, progress: Progress, model, opt,
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "best_state": best_state,
+        "best_state": None if best_is_trainable else best_state,
+        "best_is_trainable": best_is_trainable,
         "epoch_generator": epoch_generator_state,
         "rng": rng_state(),
     }, path)
@@ -140,4 +145,6 @@ def load_state(path: Path, fingerprint: dict) -> dict | None:
         raise StateMismatch(f"resume state {path} was written with other settings; rerun with those settings "
                          "or delete it to start the run over")
     state["progress"] = Progress(**state["progress"])
+    if state.get("best_is_trainable"):
+        state["best_state"] = {k: v.clone() for k, v in state["trainable"].items()}
     return state

@@ -72,6 +72,22 @@ PRESETS: dict[str, Preset] = {
         needs_checkpoint=False, needs_data=False, synth_n=32, mini_sam=True,
         description="pipeline check: the miniature pretrained SAM fine-tuned on synthetic data, 4 epochs",
     ),
+    # SAM2LoRA as its authors trained it (docs/FIDELITY.md#sam2lora-optimisation): 120,000 micro-
+    # batches of 2 with 4 accumulations = 30,000 optimiser steps; fp16 with a GradScaler as theirs,
+    # clipped after unscaling (their clipping of scaled gradients is not copied); the lowest
+    # training loss kept as theirs; their augmentation on 8 loader workers (it is CPU work); trained
+    # with 5 positive points and tested under their six prompt modes (docs/FIDELITY.md#sam2lora-prompts).
+    "sam2lora": Preset(
+        "sam2lora", "sam2_hiera_l",
+        TrainConfig(
+            lr=1e-4, weight_decay=3e-4, schedule="cosine_restarts", restart_steps=1000, batch_size=2,
+            effective_batch=8, max_steps=30_000, loss="sam2lora", augment="sam2lora", precision="fp16",
+            grad_clip=1.0, select="train_loss", patience=None, num_workers=8,
+            prompt="points:5", eval_prompts=("all",),  # their training prompts; their six test modes
+        ),
+        needs_checkpoint=True, needs_data=True,
+        description="SAM2LoRA's recipe: SAM2.1 Hiera-L, their loss, schedule, augmentation, 30k optimiser steps",
+    ),
 }
 
 
@@ -141,8 +157,9 @@ def git_commit() -> str | None:
         return None
 
 
-def smoke_data_root(n: int, seed: int = 0) -> Path:
-    """Synthetic data for every domain in a cache folder, generated once per (version, n, seed)."""
+def smoke_data_root(n: int, seed: int = 0, domains: list[str] | None = None) -> Path:
+    """Synthetic data for ``domains`` (default: every domain) in a cache folder, each generated once
+    per (version, n, seed)."""
     import fcntl
 
     from benchmark.data.datasets import is_synthetic
@@ -154,7 +171,7 @@ def smoke_data_root(n: int, seed: int = 0) -> Path:
     # Shards of one grid start together: one writes, the others wait and then find it done.
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for key in DOMAINS:
+        for key in domains or DOMAINS.keys():
             if not is_synthetic(key, root):
                 synth_domain(key, root, n=n, seed=seed)
     return root
@@ -242,6 +259,8 @@ def run_grid(
     per_method, train_sets = split_overrides(sets or [], methods)
     train_cfg = train_config_from(train_sets, p.train)
     check_losses(train_cfg, domains)
+    for d in domains:
+        train_cfg.prompt_plan(DOMAINS.get(d))  # prompts on a multi-class domain: refused now
     if p.needs_checkpoint and checkpoint is None and any(METHODS.get(m).pretrained for m in methods):
         raise BenchError(f"the {preset} preset needs --checkpoint (e.g. sam_vit_h_4b8939.pth)")
     if checkpoint is not None:
@@ -251,7 +270,7 @@ def run_grid(
     if data_root is None:
         if p.needs_data:
             raise BenchError(f"the {preset} preset needs --data-root (see `sam-peft-bench data download`)")
-        data_root = smoke_data_root(p.synth_n)
+        data_root = smoke_data_root(p.synth_n, domains=domains)
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise BenchError(f"data root not found: {data_root}")
@@ -259,10 +278,16 @@ def run_grid(
 
     for d in domains:
         resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute
-    if checkpoint is None and p.mini_sam:  # after the checks above: an uncached build takes a minute or two
-        from benchmark.train.pretrain import ensure_mini_sam
+    from benchmark.train.pretrain import MINI_RECIPES, ensure_mini_sam
 
-        checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
+    # After the checks above: an uncached build takes a minute or two. A backbone without a recipe
+    # (sam2_tiny, the SAM2 smoke step) starts from random weights, and its records say so.
+    if checkpoint is None and p.mini_sam:
+        if backbone in MINI_RECIPES:
+            checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
+        elif dist.is_main():
+            print(f"note: {backbone} has no miniature pretraining recipe: the smoke runs start from "
+                  f"random weights", file=sys.stderr)
     dev = dist.init_from_env(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
     provenance = GridProvenance(data_root, checkpoint, progress=progress and dist.is_main())
     k, n = parse_shard(shard)
@@ -336,6 +361,7 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
         "peak_memory_mb": round(res.peak_memory_mb, 1), "peak_memory_kind": res.peak_memory_kind,
         "resumed_from": res.resumed_from,
         **({"expert_usage": res.expert_usage} if res.expert_usage is not None else {}),
+        **({"metrics_by_prompt": res.metrics_by_prompt} if res.metrics_by_prompt is not None else {}),
         **({"compile_seconds": round(res.compile_seconds, 3)} if res.compile_seconds is not None else {}),
         "config": {**base, **res.config},
     })
@@ -398,7 +424,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--domains", required=True, help="comma-separated domain keys or 'all'")
     p.add_argument("--seeds", type=seed_value, nargs="+", default=[0], help="non-negative integers")
     p.add_argument("--preset", choices=tuple(PRESETS), default="smoke")
-    p.add_argument("--backbone", default=None, help="default: the preset's (paper: sam_vit_h, smoke: sam_tiny)")
+    p.add_argument("--backbone", default=None,
+                   help="default: the preset's (paper: sam_vit_h, smoke: sam_tiny, sam2lora: sam2_hiera_l)")
     p.add_argument("--checkpoint", default=None, help="SAM weights, e.g. sam_vit_h_4b8939.pth")
     p.add_argument("--data-root", default=None, help="folder holding the unpacked archives")
     p.add_argument("--out", default="runs", help="records go to OUT/<backbone>/<domain>/<method>/seed<S>.json")
