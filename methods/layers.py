@@ -146,6 +146,18 @@ class SDPAAttention(Attention):
             # SDPA refuses a float mask of another dtype than the queries'; under autocast the
             # einsums' dtype follows the autocast policy, not q's.
             bias = bias.view(b, heads, h * w, h * w).to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        d = q.shape[-1]
+        pad = head_dim_padding(q)
+        if pad:  # zero columns add nothing to q.k and give zero output columns, dropped below
+            q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)[..., :d]
         out = out.permute(0, 2, 1, 3).reshape(b, h, w, -1)
         return self.proj(out)
+
+
+def head_dim_padding(q: torch.Tensor) -> int:
+    """Zero columns to add to the heads on CUDA: its memory-efficient SDPA kernel (the one that
+    takes an additive bias and its gradient) wants 16-bit heads in multiples of 8, and falls back
+    to the materialised math path otherwise. SAM's heads are 64 (ViT-B) and 80 (ViT-H); LST's side
+    blocks have 14 heads of 7. Same maths (the scale stays 1/sqrt(d)); on the CPU nothing to gain."""
+    return -q.shape[-1] % 8 if q.is_cuda else 0

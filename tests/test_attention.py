@@ -203,3 +203,23 @@ def test_train_setting_reaches_build_model(monkeypatch, tmp_path) -> None:
             checkpoint=None, method_overrides={}, train_cfg=cfg, device=torch.device("cpu"), progress=False,
         )
     assert seen["attention"] == "sdpa"
+
+
+@pytest.mark.parametrize("method", ["lst", "lora"])
+def test_heads_padded_to_a_multiple_of_8_give_the_same_logits_and_gradients(method: str, monkeypatch) -> None:
+    """CUDA pads heads to a multiple of 8 (LST's side blocks have heads of 7) for the
+    memory-efficient kernel; forced here on the CPU, with 1 to 8 zero columns on every head."""
+    import methods.layers as layers
+
+    torch.manual_seed(3)
+    model, _ = build_model("sam_tiny", method, attention="sdpa")
+    _perturb(model)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    model = model.double()
+    plain = _encoder_step(model, x.double())
+    calls = []
+    monkeypatch.setattr(layers, "head_dim_padding", lambda q: calls.append(q.shape[-1]) or 8 - q.shape[-1] % 8)
+    padded = _encoder_step(model, x.double())
+    assert calls and (method != "lst" or any(d % 8 for d in calls))  # LST's side heads are not aligned
+    assert rel_diff(padded[0], plain[0]) <= 1e-12
+    assert_grads_close(padded[1], plain[1], 1e-12)

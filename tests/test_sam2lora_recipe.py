@@ -285,7 +285,8 @@ def _fake_run(select: str, monkeypatch, scores: list[float]) -> tuple[SimpleName
     epoch = {"n": 0}
     model = SimpleNamespace(trainable_state_dict=lambda: {"epoch": epoch["n"]})
     run = SimpleNamespace(cfg=TrainConfig(select=select), domain=DOMAINS.get("isic2017"), model=model,
-                          val_loader=None, device=torch.device("cpu"), progress_bars=False, best_state=None)
+                          val_loader=None, device=torch.device("cpu"), progress_bars=False, best_state=None,
+                          cache=None)
     return run, epoch
 
 

@@ -251,12 +251,13 @@ def read_mask(sample: Sample, domain: Domain, hw: tuple[int, int] | None = None)
 
 
 class SegmentationDataset(Dataset):
-    """A split of a domain as ``{"image", "mask", "name"}`` items.
+    """A split of a domain as ``{"image", "mask", "name", "index", "flipped"}`` items.
 
     ``image``: float32 ``(3, size, size)``, normalised. ``mask``: binary float32 ``(1, size, size)``
-    in {0, 1}; multiclass int64 ``(size, size)`` class ids, 255 = ignore. ``name``: the image's stem.
-    ``split``: "train", "val" or a test-set key of the domain. ``augment``: (image, mask) -> new
-    (image, mask), applied instead of the flip.
+    in {0, 1}; multiclass int64 ``(size, size)`` class ids, 255 = ignore. ``name``: the image's stem;
+    ``index``: its position in the split; ``flipped``: whether the official flip flipped it (False
+    under ``augment``, whose output the feature cache cannot name). ``split``: "train", "val" or a
+    test-set key of the domain. ``augment``: (image, mask) -> new (image, mask), applied instead of the flip.
     """
 
     def __init__(self, domain: str | Domain, root: str | Path, split: str, *, size: int, train: bool,
@@ -293,13 +294,16 @@ class SegmentationDataset(Dataset):
         files = (s.image, *(s.masks or (s.mask,)))
         key = (self.domain.key, self.size, s.dataset, *file_keys(files))
         image, mask = DECODED.get(key, lambda: self._load(s))
+        flipped = False
         if self.augment is not None:
             image, mask = self.augment(image, mask)
         elif self.train and torch.rand(()) < 0.5:
-            image, mask = image.flip(-1), mask.flip(-1)
+            image, mask, flipped = image.flip(-1), mask.flip(-1), True
         else:
             image, mask = image.clone(), mask.clone()  # the cached tensors stay as decoded
-        return {"image": image.contiguous(), "mask": mask.contiguous(), "name": s.name}
+        # index and flipped name the encoder input for the feature cache (benchmark.model.feature_cache)
+        return {"image": image.contiguous(), "mask": mask.contiguous(), "name": s.name, "index": index,
+                "flipped": flipped}
 
 
 # ---------------------------------------------------------------------------------------- checking

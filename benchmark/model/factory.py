@@ -10,6 +10,7 @@ import torch
 from benchmark.core.errors import BenchError
 from benchmark.model.attention import resolve_attention, set_attention
 from benchmark.model.backbones import BACKBONES, build_sam
+from benchmark.model.feature_cache import encoder_structure
 from benchmark.model.head import SegmentationModel
 from methods import METHODS, make_config
 
@@ -48,6 +49,7 @@ def build_model(
     cfg = make_config(method, overrides)
     sam = build_sam(backbone, checkpoint=checkpoint, device=device)
     model = SegmentationModel(sam, num_classes=num_classes, mask_output=spec.mask_output)
+    model.encoder_as_built = encoder_structure(model)  # what the feature cache compares against
     spec.apply(model, cfg)
     set_attention(model, kind)  # after apply: modules a method adds (LST's side blocks) follow too
     return model, cfg

@@ -21,6 +21,13 @@ def _cmd_layers(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in rows) else 0
 
 
+def _cmd_epochs(args: argparse.Namespace) -> int:
+    from benchmark.perf.epochs import render, run_all
+
+    print(render(run_all(args), args.format))
+    return 0
+
+
 def add_commands(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="speed and memory benchmarks")
     sub = bench.add_subparsers(dest="bench_command", metavar="WHAT", required=True)
@@ -38,3 +45,8 @@ def add_commands(subparsers) -> None:
 
     p = sub.add_parser("gpu-check", help="every method trains and evaluates in bf16 and fp16 here; cost per step")
     gpu_check.add_arguments(p)
+    from benchmark.perf import epochs
+
+    p = sub.add_parser("epochs", help="time per epoch of a real run, with and without the decoder-only feature cache")
+    epochs.add_arguments(p)
+    p.set_defaults(func=_cmd_epochs)

@@ -20,13 +20,18 @@ import torch
 
 
 def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
-            precision: str, device: str, attention: str = "auto") -> dict:
+            precision: str, device: str, attention: str = "auto", feature_cache: str = "off",
+            checkpointing: str = "off", adamw_kernel: str = "default", compile: str = "off") -> dict:
     from benchmark.model.attention import resolve_attention
     from benchmark.model.backbones import BACKBONES, count_parameters
+    from benchmark.model.checkpointing import set_checkpointing
+    from benchmark.model.compiling import compile_seconds, set_compile
     from benchmark.model.factory import build_model
+    from benchmark.model.feature_cache import attach_feature_cache, cached
     from benchmark.train.amp import autocast, resolve_precision
     from benchmark.train.evaluation import peak_memory
     from benchmark.train.losses import structure_loss
+    from benchmark.train.optim import make_adamw
 
     dev = torch.device(device)
     torch.manual_seed(0)
@@ -35,16 +40,23 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
     trainable, total = count_parameters(model)
     size = image_size or BACKBONES.get(backbone).image_size
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4)
+    opt = make_adamw(params, lr=1e-4, weight_decay=1e-4, kernel=adamw_kernel, device=dev)
     ctx, scaler = autocast(dev, precision)
     x = torch.randn(batch, 3, size, size, device=dev)
     y = (torch.rand(batch, 1, size, size, device=dev) > 0.7).float()
+    # The same images every step: with the cache, every step after the first is served (an epoch
+    # after the first); a method whose encoder trains gets no cache.
+    cache = attach_feature_cache(model, mode=feature_cache, budget_gib=64, flips=False)
+    keys = {"index": torch.arange(batch)}
+    if cache is None:
+        set_checkpointing(model, checkpointing)
+    set_compile(model, compile)  # compiled in the first (warm-up) step: time it with --warmup >= 1
     times = []
     for i in range(warmup + steps):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t = time.perf_counter()
-        with ctx:
+        with ctx, cached(cache, "train", keys):
             out = model(x)
             loss = structure_loss(out.logits.float(), y) + out.aux_loss.float()
         (scaler.scale(loss) if scaler else loss).backward()
@@ -55,13 +67,17 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
         opt.zero_grad(set_to_none=True)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
+        if i == 0:
+            first = time.perf_counter() - t
         if i >= warmup:
             times.append(time.perf_counter() - t)
     peak, kind = peak_memory(dev)
     resolved = resolve_precision(dev, precision)
     return {
         "method": method, "backbone": backbone, "image_size": size, "batch": batch, "precision": resolved,
-        "attention": resolve_attention(attention, dev),
+        "attention": resolve_attention(attention, dev), "feature_cache": "on" if cache is not None else "off",
+        "checkpointing": checkpointing if cache is None else "off", "adamw_kernel": adamw_kernel,
+        "compile": compile, "compile_s": round(compile_seconds(), 1), "first_step_ms": round(1000 * first, 1),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "trainable": trainable, "total": total,
         "step_ms": round(1000 * statistics.median(times), 1), "peak_mib": round(peak, 1), "peak_kind": kind,
@@ -75,7 +91,10 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     for method in (m for m in METHODS.parse_list(args.methods) if METHODS.get(m).trains):
         cmd = [sys.executable, "-m", "benchmark.perf.train_step", "--one", method, "--backbone", args.backbone,
                "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--precision", args.precision, "--device", args.device, "--attention", args.attention]
+               "--precision", args.precision, "--device", args.device, "--attention", args.attention,
+               "--feature-cache", args.feature_cache, "--checkpointing", args.checkpointing]
+        cmd += ["--fused"] if args.fused else []
+        cmd += ["--compile", args.compile]
         if args.image_size:
             cmd += ["--image-size", str(args.image_size)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -94,8 +113,9 @@ def render(rows: list[dict], fmt: str) -> str:
     from tabulate import tabulate
 
     table = [
-        (r["method"], f"{r['trainable'] / 1e6:.2f}", r["step_ms"], r["peak_mib"]) if "error" not in r
-        else (r["method"], "", "", r["error"])
+        (r["method"], f"{r['trainable'] / 1e6:.2f}", r["step_ms"], r["peak_mib"], _levers(r), r["first_step_ms"],
+         r["compile_s"] if r["compile"] != "off" else "")
+        if "error" not in r else (r["method"], "", "", r["error"], "", "", "")
         for r in rows
     ]
     ok = next((r for r in rows if "error" not in r), None)
@@ -103,8 +123,19 @@ def render(rows: list[dict], fmt: str) -> str:
     if ok:
         head = (f"{ok['backbone']} at {ok['image_size']}x{ok['image_size']}, batch {ok['batch']}, {ok['precision']}, "
                 f"attention {ok['attention']}, {ok['device']} ({ok['peak_kind']})\n\n")
-    return head + tabulate(table, headers=("method", "trainable (M)", "step (ms, median)", "peak memory (MiB)"),
-                           tablefmt="github")
+    return head + tabulate(table, headers=("method", "trainable (M)", "step (ms, median)", "peak memory (MiB)",
+                                           "levers", "first step (ms)", "compile (s)"), tablefmt="github")
+
+
+_LEVERS = (("feature_cache", "off", "feature cache"), ("checkpointing", "off", "checkpointing"),
+           ("adamw_kernel", "default", "fused AdamW"), ("compile", "off", "compile"))
+
+
+def _levers(row: dict) -> str:
+    """The speed levers a row ran with (those not at their default), in a few words."""
+    words = [f"{label} {row[key]}" if key == "compile" else label
+             for key, default, label in _LEVERS if row.get(key, default) != default]
+    return ", ".join(words) or "-"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -118,6 +149,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--attention", default="auto", choices=("auto", "sam", "sdpa"),
                    help="SAM encoder attention (benchmark.model.attention); auto: sdpa on CUDA, sam on CPU")
+    p.add_argument("--feature-cache", default="off", choices=("auto", "off"),
+                   help="auto: a frozen encoder's output is computed in the first step and served after "
+                        "(decoder-only; the cost of an epoch after the first)")
+    p.add_argument("--checkpointing", default="off", choices=("off", "encoder"),
+                   help="encoder: activation checkpointing of the encoder blocks (benchmark.model.checkpointing)")
+    p.add_argument("--fused", action="store_true",
+                   help="AdamW's fused kernel on CUDA, the multi-tensor one elsewhere (benchmark.train.optim)")
+    p.add_argument("--compile", default="off", choices=("off", "encoder", "model"),
+                   help="torch.compile the encoder or the model; compile time in its own column")
     p.add_argument("--format", default="markdown", choices=("markdown", "json"))
 
 
@@ -129,7 +169,9 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.backbone, args.one, image_size=args.image_size, batch=args.batch,
                                  steps=args.steps, warmup=args.warmup, precision=args.precision,
-                                 device=args.device, attention=args.attention)))
+                                 device=args.device, attention=args.attention,
+                                 feature_cache=args.feature_cache, checkpointing=args.checkpointing,
+                                 adamw_kernel="fused" if args.fused else "default", compile=args.compile)))
     else:
         print(render(run_all(args), args.format))
 

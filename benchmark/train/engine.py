@@ -48,11 +48,15 @@ from benchmark.data.domains import Domain
 from benchmark.data.predictions import PredictionWriter
 from benchmark.data.prompts import MODE_PATTERN
 from benchmark.model.backbones import BACKBONES, count_parameters
+from benchmark.model.checkpointing import CHECKPOINTING, set_checkpointing
+from benchmark.model.compiling import COMPILE, compile_seconds, set_compile
 from benchmark.model.factory import build_model
+from benchmark.model.feature_cache import FeatureCache, attach_feature_cache, cached
 from benchmark.train import dist
 from benchmark.train.amp import PRECISIONS, autocast
 from benchmark.train.evaluation import evaluate, evaluate_modes, peak_memory
 from benchmark.train.losses import IOU_LOSSES, LOSSES
+from benchmark.train.optim import ADAMW_KERNELS, make_adamw
 from benchmark.train.prompting import PromptPlan, prompt_plan
 from benchmark.train.resume import Preempted, Progress, load_state, save_state, set_rng_state, stop_requested
 from benchmark.train.schedules import SCHEDULES, build_schedule
@@ -100,6 +104,11 @@ class TrainConfig:
     eval_prompts: tuple[str, ...] = option(("none",), pattern=f"all|{MODE_PATTERN}",
                                            help="modes none, points:K, box, points:K+box, or all")
     max_eval_images: int | None = option(None, min=1)  # cap per validation and test set (smoke runs)
+    feature_cache: str = option("auto", choices=("auto", "off"))  # frozen encoder: its outputs cached (model.feature_cache)
+    feature_cache_gib: float = option(16.0, min=0)  # the cache's budget per process, host memory
+    checkpointing: str = option("off", choices=CHECKPOINTING)  # encoder: blocks recomputed in the backward
+    adamw_kernel: str = option("default", choices=ADAMW_KERNELS)  # fused: one kernel on CUDA, foreach elsewhere
+    compile: str = option("off", choices=COMPILE)  # torch.compile the encoder or the whole model
 
     def prompt_plan(self, domain: Domain) -> PromptPlan:
         return prompt_plan(prompt=self.prompt, eval_prompts=self.eval_prompts, box_jitter=self.box_jitter,
@@ -158,6 +167,7 @@ class RunResult:
     resumed_from: dict[str, int] | None = None  # where a resumed run picked up (1-based epoch, batches done)
     expert_usage: dict[str, list[list[int]]] | None = None  # test set -> layers x experts routed counts
     metrics_by_prompt: dict[str, dict[str, dict[str, Any]]] | None = None  # mode -> test set -> metrics
+    compile_seconds: float | None = None  # time torch.compile spent (compile != off)
 
 
 def seed_everything(seed: int) -> None:
@@ -213,6 +223,7 @@ class Run:
     best_state: dict | None = None
     expert_usage: dict[str, list[list[int]]] | None = None  # set by test_best for a routing method
     metrics_by_prompt: dict[str, dict[str, dict[str, Any]]] | None = None  # set by test_best for a prompted run
+    cache: FeatureCache | None = None  # the frozen encoder's outputs (train and val), when it applies
 
     def save(self, progress: Progress, epoch_generator: torch.Tensor) -> None:
         if self.state_path is not None:
@@ -255,7 +266,7 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
         cfg = replace(cfg, epochs=math.ceil(cfg.max_steps / math.ceil(len(train_loader) / accum)))
     total_steps = cfg.max_steps or max(1, math.ceil(len(train_loader) / accum) * cfg.epochs)
     if cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = make_adamw(params, lr=cfg.lr, weight_decay=cfg.weight_decay, kernel=cfg.adamw_kernel, device=device)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr)
     sched = build_schedule(opt, cfg.schedule, total_steps=total_steps, poly_power=cfg.poly_power,
@@ -264,8 +275,16 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
     fingerprint = {"method": method, "backbone": backbone, "domain": domain.key, "seed": seed,
                    "method_config": asdict(method_cfg), "train": asdict(cfg), "data_root": str(data_root),
                    "checkpoint": str(checkpoint) if checkpoint else None}
+    # The cache's keys name the official flip only: any other augmentation makes every image new.
+    cache_mode = cfg.feature_cache if cfg.augmentation in ("hflip", "none") else "off"
+    cache = attach_feature_cache(model, mode=cache_mode, budget_gib=cfg.feature_cache_gib,
+                                 flips=cfg.augmentation == "hflip")
+    if cache is None:  # a cached encoder keeps no activations to recompute
+        set_checkpointing(model, cfg.checkpointing)
+    set_compile(model, cfg.compile)  # last: it compiles what the levers above installed
     return Run(cfg, domain, data_root, seed, device, model, method_cfg, dist.wrap(model, device), params,
-               train_loader, val_loader, accum, opt, sched, scaler, ctx, fingerprint, state_path, progress)
+               train_loader, val_loader, accum, opt, sched, scaler, ctx, fingerprint, state_path, progress,
+               cache=cache)
 
 
 def _eval_dataset(cfg: TrainConfig, domain: Domain, data_root: Path, split: str) -> SegmentationDataset:
@@ -326,7 +345,7 @@ def train_epoch(run: Run, progress: Progress, *, resume_rng: dict | None = None)
         images = batch["image"].to(run.device)
         batch = {**batch, "mask": batch["mask"].to(run.device)}
         prompts = plan.training(batch, seed=run.seed, epoch=progress.epoch)
-        with dist.maybe_no_sync(run.train_model, not last), run.ctx:
+        with dist.maybe_no_sync(run.train_model, not last), run.ctx, cached(run.cache, "train", batch):
             out = run.train_model(images) if prompts is None else run.train_model(images, prompts)
             loss = compute_loss(out, batch, domain, cfg.loss) + out.aux_loss.float()
         if not torch.isfinite(loss):
@@ -361,10 +380,10 @@ def validate_and_keep_best(run: Run, progress: Progress) -> float:
     if plan.train.prompted:  # the training mode, test-time sampling (benchmark/train/prompting.py)
         modes = {plan.train.key: plan.validation(seed=run.seed)}
         val = evaluate_modes(run.model, run.val_loader, run.domain, (metric,), run.device, run.cfg.precision,
-                             "val", modes, progress=run.progress_bars)[plan.train.key]
+                             "val", modes, progress=run.progress_bars, cache=run.cache)[plan.train.key]
     else:
         val = evaluate(run.model, run.val_loader, run.domain, (metric,), run.device, run.cfg.precision, "val",
-                       progress=run.progress_bars)
+                       progress=run.progress_bars, cache=run.cache)
     score = val[metric]
     mean_loss = progress.running / max(progress.n_batches, 1)
     progress.history.append({"epoch": progress.epoch + 1, "train_loss": mean_loss, metric: score})
@@ -454,6 +473,7 @@ def train_and_evaluate(
         torch.set_num_threads(cfg.num_threads)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    compiled_before = compile_seconds()
     run = build_run(method=method, backbone=backbone, domain=domain, seed=seed, data_root=data_root,
                     checkpoint=checkpoint, method_overrides=method_overrides, cfg=cfg, device=device,
                     state_path=state_path, progress=progress)
@@ -496,4 +516,5 @@ def train_and_evaluate(
         peak_memory_mb=peak, peak_memory_kind=kind,
         config={"method": asdict(run.method_cfg), "train": asdict(cfg)},
         resumed_from=resumed_from, expert_usage=run.expert_usage, metrics_by_prompt=run.metrics_by_prompt,
+        compile_seconds=compile_seconds() - compiled_before if cfg.compile != "off" else None,
     )

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from benchmark.data.datasets import FOREGROUND_THRESHOLD, read_mask
 from benchmark.data.domains import Domain
+from benchmark.model.feature_cache import cached
 from benchmark.train import dist
 from benchmark.train.amp import autocast
 from benchmark.train.losses import semantic_map
@@ -49,22 +50,23 @@ def _at_original_size(out, index: int, sample, domain: Domain) -> tuple[np.ndarr
 
 @torch.no_grad()
 def evaluate(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
-             protocol: str = "official", progress: bool = True, sink=None) -> dict:
+             protocol: str = "official", progress: bool = True, sink=None, cache=None) -> dict:
     """Metric values over a loader.
 
     ``official``: the model's output at its input size against the GT resized to it (nearest), as
     the official evaluation. ``original``: logits resized to each image's original size against
     its original GT (a common protocol elsewhere; not the paper's). ``sink(batch, predictions,
     targets)``, if given, sees every batch at the official protocol's size (saved predictions).
+    ``cache``: a :class:`~benchmark.model.feature_cache.FeatureCache` to serve a frozen encoder from.
     """
     return evaluate_modes(model, loader, domain, keys, device, precision, desc, None, protocol=protocol,
-                          progress=progress, sink=sink)[""]
+                          progress=progress, sink=sink, cache=cache)[""]
 
 
 @torch.no_grad()
 def evaluate_modes(model, loader, domain: Domain, keys: tuple[str, ...], device, precision: str, desc: str,
                    modes: Mapping[str, Callable[[dict], Any]] | None, *, protocol: str = "official",
-                   progress: bool = True, sink=None) -> dict[str, dict]:
+                   progress: bool = True, sink=None, cache=None) -> dict[str, dict]:
     """:func:`evaluate` once per prompt mode: ``modes`` maps a mode key to the prompts of a batch
     (``benchmark.train.prompting``); each batch is encoded once and decoded once per mode. Returns
     {mode: metrics}; the ``sink`` sees the first mode. ``modes=None``: the plain forward, as {"": metrics}."""
@@ -74,10 +76,11 @@ def evaluate_modes(model, loader, domain: Domain, keys: tuple[str, ...], device,
               for m in names}
     ctx, _ = autocast(device, precision)
     seen = 0
+    split = getattr(loader.dataset, "split", desc)  # the feature cache's key
     bar = tqdm(loader, desc=desc, leave=False, disable=not (progress and dist.is_main()), dynamic_ncols=True)
     for batch in bar:
         images = batch["image"].to(device)
-        with ctx:
+        with ctx, cached(cache, split, batch):  # one encoder call per batch: the cache serves it
             if modes is None:
                 outs = {"": model(images)}
             else:

@@ -362,6 +362,7 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
         "resumed_from": res.resumed_from,
         **({"expert_usage": res.expert_usage} if res.expert_usage is not None else {}),
         **({"metrics_by_prompt": res.metrics_by_prompt} if res.metrics_by_prompt is not None else {}),
+        **({"compile_seconds": round(res.compile_seconds, 3)} if res.compile_seconds is not None else {}),
         "config": {**base, **res.config},
     })
 

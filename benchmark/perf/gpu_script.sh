@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Issue 10's GPU rows, before and after, in one run on one GPU (budget: about 6 minutes on an
+# H100/H200 with the package installed; nothing is downloaded, every model has random weights).
+#
+#   bash benchmark/perf/gpu_script.sh [OUT_DIR]            # on the GPU machine, from the repository root
+#   BACKBONE=sam_tiny DEVICE=cpu PRECISION=fp32 STEPS=1 WARMUP=1 EPOCH_IMAGES=2 bash benchmark/perf/gpu_script.sh
+#                                                          # the same plan on the CPU, to check the script
+#
+# Each row is one `sam-peft-bench bench ...` command under its own time limit; a failure (an
+# out-of-memory included) is written to its log and the script goes on. Results: one JSON file per
+# row in OUT_DIR (default: $OUT if set, else ./gpu-rows), plus summary.md with the tables.
+set -u
+OUT_DIR=${1:-${OUT:-gpu-rows}}
+BACKBONE=${BACKBONE:-sam_vit_h}
+DEVICE=${DEVICE:-cuda}
+PRECISION=${PRECISION:-bf16}
+STEPS=${STEPS:-10}
+WARMUP=${WARMUP:-3}
+EPOCH_IMAGES=${EPOCH_IMAGES:-8}
+LIMIT=${LIMIT:-150}  # seconds per row
+PY=${PYTHON:-python}
+mkdir -p "$OUT_DIR"
+SUMMARY="$OUT_DIR/summary.md"
+: > "$SUMMARY"
+{ echo "# issue 10 GPU rows: $BACKBONE, $PRECISION, $DEVICE"; date -u; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null; git rev-parse --short HEAD 2>/dev/null; } >> "$SUMMARY"
+
+row() {  # row NAME ARGS... : one bench command, JSON to NAME.json, markdown to the summary
+  local name=$1; shift
+  echo "== $name: sam-peft-bench bench $*" | tee -a "$SUMMARY"
+  local start=$SECONDS
+  if timeout "$LIMIT" "$PY" -m benchmark bench "$@" --format json > "$OUT_DIR/$name.json" 2> "$OUT_DIR/$name.log"; then
+    "$PY" -c "import json,sys; [print(json.dumps(r)) for r in json.load(open(sys.argv[1]))]" "$OUT_DIR/$name.json" >> "$SUMMARY"
+  else
+    echo "FAILED (exit $?): $(tail -n 1 "$OUT_DIR/$name.log")" | tee -a "$SUMMARY"
+  fi
+  echo "($((SECONDS - start)) s)" >> "$SUMMARY"
+}
+
+TS=(train-step --backbone "$BACKBONE" --device "$DEVICE" --precision "$PRECISION" --steps "$STEPS" --warmup "$WARMUP")
+# 1. Conv-LoRA / LoRA, LST / LoRA and the peak memory: before (segment-anything's attention, the
+#    default AdamW) and after (SDPA, fused AdamW).
+row before "${TS[@]}" --methods lora,conv_lora,lst --attention sam
+row after "${TS[@]}" --methods lora,conv_lora,lst --attention sdpa --fused
+# 2. Peak memory at batch 1 with activation checkpointing (goal <= 12 GiB for every PEFT method).
+row checkpointing "${TS[@]}" --methods lora,conv_lora --attention sdpa --fused --checkpointing encoder
+# 3. from_scratch at ViT-H on an 80 GB card: without, then with checkpointing.
+row from_scratch "${TS[@]}" --methods from_scratch --attention sdpa --fused
+row from_scratch_checkpointing "${TS[@]}" --methods from_scratch --attention sdpa --fused --checkpointing encoder
+# 4. LoRA throughput: a larger micro-batch (images/s = 1000 * batch / step ms), then torch.compile
+#    (compile time in its own column; the first step pays it).
+row lora_batch4 "${TS[@]}" --methods lora --attention sdpa --fused --batch 4
+row lora_compile "${TS[@]}" --methods lora --attention sdpa --fused --compile encoder
+# 5. decoder-only: a training step served by the feature cache, and epoch 1 vs epoch 2 of a real run.
+row decoder_cached "${TS[@]}" --methods decoder_only --feature-cache auto
+row epochs epochs --backbone "$BACKBONE" --device "$DEVICE" --precision "$PRECISION" --images "$EPOCH_IMAGES" \
+  --epochs 2 --feature-cache auto,off
+echo "done in $SECONDS s" | tee -a "$SUMMARY"
