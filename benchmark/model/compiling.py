@@ -16,7 +16,9 @@ With the feature cache (a frozen encoder's outputs served from memory) the cache
 excluded from compilation (``torch.compiler.disable``): ``"encoder"`` then compiles nothing that
 runs more than once per image, and ``"model"`` compiles the decoder around a graph break.
 Conv-LoRA's routing (``nonzero``) breaks graphs too; activation checkpointing is traced as
-torch's checkpoint operator.
+torch's checkpoint operator. Random numbers: inductor is set to draw them through eager's
+generator (``fallback_random``), so Conv-LoRA's noisy gating sees the noise an eager run sees;
+with inductor's own generator the gradients differed (tests/test_compiling.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ def set_compile(model: nn.Module, mode: str, *, backend: str = "inductor") -> No
     """Compile the image encoder (``"encoder"``) or the whole model (``"model"``) in place."""
     if mode not in COMPILE:
         raise ValueError(f"compile must be one of {', '.join(COMPILE)}, got {mode!r}")
+    if mode != "off":
+        # Inductor draws random numbers with its own generator unless told to call eager's: Conv-LoRA's
+        # gating noise would differ from the eager run's (measured: other gradients on sam_tiny).
+        import torch._inductor.config as inductor_config
+
+        inductor_config.fallback_random = True
     if mode == "encoder":
         model.sam.image_encoder.compile(backend=backend)
     elif mode == "model":
@@ -37,7 +45,8 @@ def set_compile(model: nn.Module, mode: str, *, backend: str = "inductor") -> No
 
 
 def compile_seconds() -> float:
-    """Seconds TorchDynamo has spent compiling in this process so far (0 if it cannot say)."""
+    """Seconds TorchDynamo has spent compiling in this process since its last reset (0 if it
+    cannot say); ``torch._dynamo.reset()`` clears the metric."""
     try:
         from torch._dynamo.utils import compilation_time_metrics
     except ImportError:  # the metric is torch's internal bookkeeping; a missing one is not an error

@@ -516,5 +516,5 @@ def train_and_evaluate(
         peak_memory_mb=peak, peak_memory_kind=kind,
         config={"method": asdict(run.method_cfg), "train": asdict(cfg)},
         resumed_from=resumed_from, expert_usage=run.expert_usage, metrics_by_prompt=run.metrics_by_prompt,
-        compile_seconds=compile_seconds() - compiled_before if cfg.compile != "off" else None,
+        compile_seconds=max(0.0, compile_seconds() - compiled_before) if cfg.compile != "off" else None,
     )
