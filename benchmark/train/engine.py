@@ -274,7 +274,7 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
     ctx, scaler = autocast(device, cfg.precision)
     fingerprint = {"method": method, "backbone": backbone, "domain": domain.key, "seed": seed,
                    "method_config": asdict(method_cfg), "train": asdict(cfg), "data_root": str(data_root),
-                   "checkpoint": str(checkpoint) if checkpoint else None}
+                   "checkpoint": str(checkpoint) if checkpoint and METHODS.get(method).pretrained else None}
     # The cache's keys name the official flip only: any other augmentation makes every image new.
     cache_mode = cfg.feature_cache if cfg.augmentation in ("hflip", "none") else "off"
     cache = attach_feature_cache(model, mode=cache_mode, budget_gib=cfg.feature_cache_gib,

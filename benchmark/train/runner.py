@@ -280,9 +280,10 @@ def run_grid(
         resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute
     from benchmark.train.pretrain import MINI_RECIPES, ensure_mini_sam
 
-    # After the checks above: an uncached build takes a minute or two. A backbone without a recipe
-    # (sam2_tiny, the SAM2 smoke step) starts from random weights, and its records say so.
-    if checkpoint is None and p.mini_sam:
+    # After the checks above: an uncached build takes a minute or two, and only methods that start
+    # from a checkpoint wait for it (run_all.sh runs from_scratch while it builds). A backbone
+    # without a recipe (sam2_tiny, the SAM2 smoke step) starts from random weights, and its records say so.
+    if checkpoint is None and p.mini_sam and any(METHODS.get(m).pretrained for m in methods):
         if backbone in MINI_RECIPES:
             checkpoint = ensure_mini_sam(backbone, progress=progress and dist.is_main())
         elif dist.is_main():
@@ -325,7 +326,8 @@ def _run_one(key: RunKey, *, preset: str, data_root: Path, checkpoint: Path | No
              provenance: GridProvenance, save_predictions: int = 0) -> dict:
     domain: Domain = DOMAINS.get(key.domain)
     prov = provenance.of(key.method, key.domain)  # failed records carry it too: a failure's inputs matter
-    base = {"data_root": str(data_root), "checkpoint": str(checkpoint) if checkpoint else None,
+    read = checkpoint if METHODS.get(key.method).pretrained else None  # from_scratch reads no weights
+    base = {"data_root": str(data_root), "checkpoint": str(read) if read else None,
             "device": str(device), "world_size": dist.world_size()}
     if data_error is not None:
         return _record(key, preset=preset, status="failed", provenance=prov, error=data_error,
