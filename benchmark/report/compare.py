@@ -30,6 +30,7 @@ from benchmark.core.errors import BenchError
 from benchmark.report.aggregate import aggregate, method_order, paper_aggregate
 from benchmark.report.labels import method_label
 from benchmark.report.layouts import LAYOUTS, column_labels, decimals, higher_is_better, table_of
+from benchmark.report.prompt_table import mode_order
 from benchmark.report.provenance import ALLOW_FLAG, NOT_COMPARABLE, nonofficial_summary, provenance_notes
 from benchmark.report.render import render_grid, signed
 
@@ -89,20 +90,26 @@ def judge(
 def compare_cells(
     ours: pd.DataFrame, theirs: pd.DataFrame, *, tolerance_sd: float = 2.0, tolerance_abs: float = 1.0
 ) -> list[CellVerdict]:
-    """Verdicts for the cells present in both frames (:func:`benchmark.report.tables.aggregate`'s shape)."""
+    """Verdicts for the cells present in both frames (:func:`benchmark.report.tables.aggregate`'s shape).
+
+    Optional columns: ``prompt`` in both frames (a table by prompt mode) joins the key and is
+    carried by each verdict; ``tolerance`` in ``theirs`` (the published value's own uncertainty)
+    widens ``tolerance_abs`` for that cell."""
     if tolerance_sd < 0 or tolerance_abs < 0:
         raise BenchError("tolerances must be >= 0")
-    key = ["method", "test_set", "metric"]
+    by_prompt = "prompt" in ours.columns and "prompt" in theirs.columns
+    key = ["method", "test_set", "metric", *(["prompt"] if by_prompt else [])]
     both = ours.merge(theirs, on=key, suffixes=("_ours", "_theirs"))
+    extra = both["tolerance"] if "tolerance" in both.columns else pd.Series(0.0, index=both.index)
     out = []
-    for r in both.itertuples():
+    for r, widen in zip(both.itertuples(), extra, strict=True):
         theirs_std, ours_std = _opt(r.std_theirs), _opt(r.std_ours)
         sd = theirs_std if theirs_std is not None else ours_std
         diff = float(r.mean_ours) - float(r.mean_theirs)
         z = diff / sd if sd else None
         lower = not higher_is_better(r.metric)  # the metric's own direction
         verdict = judge(
-            diff, sd, lower_is_better=lower, tolerance_sd=tolerance_sd, tolerance_abs=tolerance_abs
+            diff, sd, lower_is_better=lower, tolerance_sd=tolerance_sd, tolerance_abs=tolerance_abs + float(widen)
         )
         out.append(
             CellVerdict(
@@ -118,16 +125,21 @@ def compare_cells(
                 sd,
                 z,
                 verdict,
+                r.prompt if by_prompt else None,
             )
         )
     order = {k: i for i, k in enumerate(method_order({v.method for v in out}))}
 
     def position(v: CellVerdict) -> tuple:
+        """Table, method, then the layout's column order; by prompt: dataset, mode, metric."""
         layout = LAYOUTS.get(table_of(v.test_set)).columns
+        sets = list(dict.fromkeys(ts for ts, _ in layout))
         col = (v.test_set, v.metric)
         return (
             table_of(v.test_set),
             order[v.method],
+            sets.index(v.test_set) if v.test_set in sets else len(sets),
+            (-1, "") if v.prompt is None else mode_order(v.prompt),
             layout.index(col) if col in layout else len(layout),
             col,
         )

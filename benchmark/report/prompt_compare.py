@@ -18,8 +18,8 @@ import pandas as pd
 
 from benchmark.data.domains import DOMAINS
 from benchmark.data.prompts import PAPER_MODES, parse_mode
-from benchmark.report.compare import CellVerdict, judge
-from benchmark.report.layouts import LAYOUTS, higher_is_better, table_of
+from benchmark.report.compare import CellVerdict, compare_cells
+from benchmark.report.layouts import LAYOUTS
 from benchmark.report.prompt_table import PIXEL_METRICS, prompt_values
 
 MEAN = "mean"  # the six published modes averaged per record: the vessel chart's cells
@@ -40,7 +40,7 @@ def by_prompt_records(records: Sequence[dict]) -> list[dict]:
 
 
 def prompt_frame(records: Sequence[dict]) -> pd.DataFrame:
-    """Our cells: method, test_set, prompt, metric, mean, std (ddof=1; None from one seed), n."""
+    """Our cells: method, test_set, prompt, metric, n, mean, std (ddof=1; None from one seed)."""
     values: dict[tuple[str, str, str, str], list[float]] = {}
     for r in records:
         if r.get("status") != "ok":
@@ -55,9 +55,9 @@ def prompt_frame(records: Sequence[dict]) -> pd.DataFrame:
             if all(v is not None for v in modes):
                 values.setdefault((r["method"], ts, MEAN, metric), []).append(float(np.mean(modes)))
     rows = [{"method": m, "test_set": ts, "prompt": p, "metric": k, "n": len(vs), "mean": float(np.mean(vs)),
-             "std": float(np.std(vs, ddof=1)) if len(vs) > 1 else None, "tolerance": 0.0}
+             "std": float(np.std(vs, ddof=1)) if len(vs) > 1 else None}
             for (m, ts, p, k), vs in values.items()]
-    return pd.DataFrame(rows, columns=["method", "test_set", "prompt", "metric", "n", "mean", "std", "tolerance"])
+    return pd.DataFrame(rows, columns=["method", "test_set", "prompt", "metric", "n", "mean", "std"])
 
 
 def _paper_mode(row) -> str:
@@ -66,7 +66,8 @@ def _paper_mode(row) -> str:
 
 
 def paper_prompt_frame() -> pd.DataFrame:
-    """SAM2LoRA's published cells in :func:`prompt_frame`'s shape (method ``sam2lora``)."""
+    """SAM2LoRA's published cells in :func:`prompt_frame`'s shape (method ``sam2lora``), with each
+    value's ``tolerance`` (its printed half unit or the chart's reading, on the compared scale)."""
     from benchmark.report.paper import load_sam2lora_paper
 
     rows = []
@@ -82,28 +83,5 @@ def paper_prompt_frame() -> pd.DataFrame:
 def compare_prompt_records(records: Sequence[dict], against: Sequence[dict] | None = None, *,
                            tolerance_sd: float = 2.0, tolerance_abs: float = 1.0) -> list[CellVerdict]:
     """Verdicts for the (method, test set, mode, metric) cells on both sides, in table order."""
-    ours = prompt_frame(records)
     theirs = paper_prompt_frame() if against is None else prompt_frame(against)
-    key = ["method", "test_set", "prompt", "metric"]
-    both = ours.merge(theirs, on=key, suffixes=("_ours", "_theirs"))
-    out = []
-    for r in both.itertuples():
-        ours_std = None if r.std_ours is None or pd.isna(r.std_ours) else float(r.std_ours)
-        theirs_std = None if r.std_theirs is None or pd.isna(r.std_theirs) else float(r.std_theirs)
-        sd = theirs_std if theirs_std is not None else ours_std
-        diff = float(r.mean_ours) - float(r.mean_theirs)
-        verdict = judge(diff, sd, lower_is_better=not higher_is_better(r.metric), tolerance_sd=tolerance_sd,
-                        tolerance_abs=tolerance_abs + float(r.tolerance_theirs))
-        out.append(CellVerdict(r.method, r.test_set, r.metric, float(r.mean_ours), ours_std, int(r.n_ours),
-                               float(r.mean_theirs), theirs_std, diff, sd, diff / sd if sd else None, verdict,
-                               prompt=r.prompt))
-    columns = {t: LAYOUTS.get(t).columns for t in {table_of(v.test_set) for v in out}}
-
-    def position(v: CellVerdict) -> tuple:
-        cols = columns[table_of(v.test_set)]
-        mode = PAPER_MODES.index(v.prompt) if v.prompt in PAPER_MODES else len(PAPER_MODES)
-        col = (v.test_set, v.metric)
-        return (v.method, [ts for ts, _ in cols].index(v.test_set), mode, v.prompt,
-                cols.index(col) if col in cols else len(cols), v.metric)
-
-    return sorted(out, key=position)
+    return compare_cells(prompt_frame(records), theirs, tolerance_sd=tolerance_sd, tolerance_abs=tolerance_abs)

@@ -36,7 +36,8 @@ def prompt_values(record: dict) -> Iterator[tuple[str, str, str, float]]:
                     yield mode, test_set, metric, float(value)
 
 
-def _mode_order(mode: str) -> tuple[int, str]:
+def mode_order(mode: str) -> tuple[int, str]:
+    """A prompt mode's place in a table: SAM2LoRA's order, then the rest by name."""
     return (PAPER_MODES.index(mode), "") if mode in PAPER_MODES else (len(PAPER_MODES), mode)
 
 
@@ -54,7 +55,7 @@ def prompt_cells(table: str, records: Sequence[dict]) -> list[dict]:
                 values.setdefault((r["method"], ts, mode), {}).setdefault(metric, []).append(v)
     rank = {k: i for i, k in enumerate(method_order({k[0] for k in values}))}
     items = []
-    for method, ts, mode in sorted(values, key=lambda k: (rank[k[0]], order.index(k[1]), _mode_order(k[2]))):
+    for method, ts, mode in sorted(values, key=lambda k: (rank[k[0]], order.index(k[1]), mode_order(k[2]))):
         stats = {}
         for metric, vs in values[(method, ts, mode)].items():
             stats[metric] = {"n": len(vs), "mean": float(np.mean(vs)),

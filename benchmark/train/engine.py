@@ -238,9 +238,9 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
     """Model (built where it runs), loaders, optimiser, lr schedule and autocast of one run."""
     seed_everything(seed)
     classes = domain.num_classes if domain.task == "multiclass" else 1
+    read = checkpoint if METHODS.get(method).pretrained else None  # from_scratch reads no weights
     model, method_cfg = build_model(
-        backbone, method, num_classes=classes,
-        checkpoint=checkpoint if METHODS.get(method).pretrained else None, overrides=method_overrides,
+        backbone, method, num_classes=classes, checkpoint=read, overrides=method_overrides,
         device=device,  # built where it runs: a ViT-H initialised on the CPU costs seconds per run
         attention=cfg.attention,
     )
@@ -274,7 +274,7 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
     ctx, scaler = autocast(device, cfg.precision)
     fingerprint = {"method": method, "backbone": backbone, "domain": domain.key, "seed": seed,
                    "method_config": asdict(method_cfg), "train": asdict(cfg), "data_root": str(data_root),
-                   "checkpoint": str(checkpoint) if checkpoint and METHODS.get(method).pretrained else None}
+                   "checkpoint": str(read) if read else None}
     # The cache's keys name the official flip only: any other augmentation makes every image new.
     cache_mode = cfg.feature_cache if cfg.augmentation in ("hflip", "none") else "off"
     cache = attach_feature_cache(model, mode=cache_mode, budget_gib=cfg.feature_cache_gib,
