@@ -136,28 +136,87 @@ class SDPAAttention(Attention):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape
-        heads = self.num_heads
-        # (3, B, heads, N, d): SDPA takes the heads as a batch dimension, no reshape to B * heads.
-        q, k, v = self.qkv(x).reshape(b, h * w, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = _split_heads(self, x)
         bias = None
         if self.use_rel_pos:
-            flat_q = q.reshape(b * heads, h * w, -1)
+            flat_q = q.reshape(b * self.num_heads, h * w, -1)
             bias = rel_pos_bias(flat_q, self.rel_pos_h, self.rel_pos_w, (h, w))
             # SDPA refuses a float mask of another dtype than the queries'; under autocast the
             # einsums' dtype follows the autocast policy, not q's.
-            bias = bias.view(b, heads, h * w, h * w).to(q.dtype)
-        d = q.shape[-1]
-        pad = head_dim_padding(q)
-        if pad:  # zero columns add nothing to q.k and give zero output columns, dropped below
-            q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)[..., :d]
-        out = out.permute(0, 2, 1, 3).reshape(b, h, w, -1)
-        return self.proj(out)
+            bias = bias.view(b, self.num_heads, h * w, h * w).to(q.dtype)
+        out = attend(q, k, v, scale=self.scale, mask=bias)
+        return self.proj(out.permute(0, 2, 1, 3).reshape(b, h, w, -1))
+
+
+class FoldedAttention(Attention):
+    """segment-anything's ``Attention`` with the relative-position bias folded into q and k.
+
+    The bias of query (y, x) for key (y', x') is ``rel_h[(y, x), y'] + rel_w[(y, x), x']``
+    (segment-anything's two einsums). Appending ``rel_h`` and ``rel_w`` to each (scaled) query
+    and the one-hot codes of y' and x' to each key makes it part of the dot product
+    (:func:`fold_rel_pos`), so SDPA runs without a mask: no (N, N) tensor is built, forward or
+    backward, and the flash kernels (CUDA's, and the CPU's) take it. The heads grow by H + W
+    columns (ViT-H: 80 -> 208 in a global block, 108 in a windowed one); the values are padded to
+    the same width, which the flash kernels need (docs/FIDELITY.md#gpu-levers). Same maths, other
+    summation order: equal to float rounding (tests/test_attention.py). Like
+    :class:`SDPAAttention`, never constructed.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        q, k, v = _split_heads(self, x)
+        scale = self.scale
+        if self.use_rel_pos:
+            q, k = fold_rel_pos(q, k, self.rel_pos_h, self.rel_pos_w, (h, w), scale)
+            scale = 1.0
+        out = attend(q, k, v, scale=scale)
+        return self.proj(out.permute(0, 2, 1, 3).reshape(b, h, w, -1))
+
+
+def _split_heads(attn: Attention, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v of a (B, H, W, C) input, each (B, heads, H * W, d): SDPA takes the heads as a
+    batch dimension, no reshape to B * heads."""
+    b, h, w, _ = x.shape
+    return attn.qkv(x).reshape(b, h * w, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def fold_rel_pos(q: torch.Tensor, k: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
+                 size: tuple[int, int], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q', k'), (..., H * W, d + H + W) each, with q' . k' = scale * q . k + the decomposed bias.
+
+    q' = [scale * q, rel_h, rel_w] and k' = [k, onehot(y'), onehot(x')]: the dot product picks
+    ``rel_h[(y, x), y']`` and ``rel_w[(y, x), x']``, the two terms segment-anything adds to the
+    scores, from the same einsums (:func:`rel_pos_bias`). ``q`` and ``k``: (..., H * W, d).
+    """
+    h, w = size
+    *lead, n, d = q.shape
+    r_q = q.reshape(-1, h, w, d)
+    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, get_rel_pos(h, h, rel_pos_h)).reshape(*lead, n, h)
+    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, get_rel_pos(w, w, rel_pos_w)).reshape(*lead, n, w)
+    rows = torch.arange(n, device=k.device)
+    codes = torch.cat([F.one_hot(rows // w, h), F.one_hot(rows % w, w)], dim=-1).to(k.dtype)  # (N, H + W)
+    # Under autocast the einsums' dtype follows the autocast policy, not q's.
+    q = torch.cat([q * scale, rel_h.to(q.dtype), rel_w.to(q.dtype)], dim=-1)
+    k = torch.cat([k, codes.expand(*k.shape[:-1], h + w)], dim=-1)
+    return q, k
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float,
+           mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` with the heads zero-padded to one width (v to q's, a
+    multiple of 8 on CUDA: :func:`head_dim_padding`); returns v's width. Zero columns add nothing
+    to q . k and give zero output columns, which are dropped."""
+    width = q.shape[-1] + head_dim_padding(q)
+    dv = v.shape[-1]
+    q, k, v = (t if t.shape[-1] == width else F.pad(t, (0, width - t.shape[-1])) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return out if dv == width else out[..., :dv]
 
 
 def head_dim_padding(q: torch.Tensor) -> int:
-    """Zero columns to add to the heads on CUDA: its memory-efficient SDPA kernel (the one that
-    takes an additive bias and its gradient) wants 16-bit heads in multiples of 8, and falls back
-    to the materialised math path otherwise. SAM's heads are 64 (ViT-B) and 80 (ViT-H); LST's side
-    blocks have 14 heads of 7. Same maths (the scale stays 1/sqrt(d)); on the CPU nothing to gain."""
+    """Zero columns to add to the heads on CUDA: its fused SDPA kernels want 16-bit heads in
+    multiples of 8 (the memory-efficient one, which takes an additive bias and its gradient, falls
+    back to the materialised math path otherwise). SAM's heads are 64 (ViT-B) and 80 (ViT-H); LST's
+    side blocks have 14 heads of 7 (docs/FIDELITY.md#gpu-levers). Same maths (the scale stays
+    1/sqrt(d)); on the CPU nothing to gain."""
     return -q.shape[-1] % 8 if q.is_cuda else 0

@@ -12,7 +12,9 @@ own outputs are discarded at the next block anyway, so for the spatial tokens th
 VPT-deep's computation. Deviation: none beyond this adaptation to windowed attention.
 Attention backend: segment-anything's computation, or with ``attention=sdpa``
 (:mod:`benchmark.model.attention`) the same through ``F.scaled_dot_product_attention``, the
-relative-position bias as its additive mask with zeros in the prompt columns.
+relative-position bias as its additive mask with zeros in the prompt columns; with
+``attention=folded`` the bias folded into the queries and keys, the prompt keys' folded columns
+zero (the same zero bias).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torch import nn
 
 from benchmark.core.options import option
 from methods import register_method
-from methods.layers import SDPAAttention, rel_pos_bias
+from methods.layers import FoldedAttention, SDPAAttention, attend, fold_rel_pos, rel_pos_bias
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ class PromptedAttention(nn.Module):
         qkv = a.qkv(x).reshape(n, h * w, 3, heads, -1).permute(2, 0, 3, 1, 4)  # (3, N, heads, HW, d)
         p = self.prompts.shape[0]
         pkv = a.qkv(self.prompts).reshape(p, 3, heads, -1)[:, 1:].permute(1, 2, 0, 3)  # (2, heads, P, d)
-        if isinstance(a, SDPAAttention):
-            out = self._sdpa(qkv, pkv, (h, w))
+        if isinstance(a, (SDPAAttention, FoldedAttention)):
+            out = self._sdpa(qkv, pkv, (h, w), folded=isinstance(a, FoldedAttention))
         else:
             out = self._sam(qkv, pkv, (h, w))
         return a.proj(out.permute(0, 2, 1, 3).reshape(n, h, w, -1))
@@ -74,20 +76,25 @@ class PromptedAttention(nn.Module):
         attn = torch.cat([(q * a.scale) @ pk.transpose(-2, -1), attn], dim=-1).softmax(dim=-1)
         return (attn @ torch.cat([pv, v], dim=1)).view(n, heads, hw, -1)
 
-    def _sdpa(self, qkv: torch.Tensor, pkv: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """The same through ``F.scaled_dot_product_attention``; (N, heads, HW, d)."""
+    def _sdpa(self, qkv: torch.Tensor, pkv: torch.Tensor, size: tuple[int, int], *, folded: bool) -> torch.Tensor:
+        """The same through ``F.scaled_dot_product_attention``, the bias as a mask or folded; (N, heads, HW, d)."""
         a = self.attn
         q, k, v = qkv.unbind(0)
-        n, heads, hw, _ = q.shape
+        n, heads, hw, d = q.shape
         p = pkv.shape[2]
-        keys = torch.cat([pkv[0].expand(n, -1, -1, -1), k], dim=2)  # (N, heads, P + HW, d)
-        values = torch.cat([pkv[1].expand(n, -1, -1, -1), v], dim=2)
-        bias = None
-        if a.use_rel_pos:
-            rel = rel_pos_bias(q.reshape(n * heads, hw, -1), a.rel_pos_h, a.rel_pos_w, size)
-            # Prompt columns carry no relative position: a zero bias, as in the computation above.
-            bias = F.pad(rel.view(n, heads, hw, hw), (p, 0)).to(q.dtype)
-        return F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=a.scale)
+        prompt_keys, prompt_values = pkv[0].expand(n, -1, -1, -1), pkv[1].expand(n, -1, -1, -1)
+        values = torch.cat([prompt_values, v], dim=2)  # (N, heads, P + HW, d)
+        if not a.use_rel_pos:
+            return attend(q, torch.cat([prompt_keys, k], dim=2), values, scale=a.scale)
+        if folded:
+            q, k = fold_rel_pos(q, k, a.rel_pos_h, a.rel_pos_w, size, a.scale)
+            # Prompt keys carry no relative position: zeros in the folded columns, a zero bias.
+            prompt_keys = F.pad(prompt_keys, (0, q.shape[-1] - d))
+            return attend(q, torch.cat([prompt_keys, k], dim=2), values, scale=1.0)
+        rel = rel_pos_bias(q.reshape(n * heads, hw, -1), a.rel_pos_h, a.rel_pos_w, size)
+        # Prompt columns carry no relative position: a zero bias, as in the computation above.
+        bias = F.pad(rel.view(n, heads, hw, hw), (p, 0)).to(q.dtype)
+        return attend(q, torch.cat([prompt_keys, k], dim=2), values, scale=a.scale, mask=bias)
 
 
 @register_method("vpt", VPTConfig, families=("sam",))

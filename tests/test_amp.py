@@ -112,9 +112,10 @@ def test_binary_step_in_bf16_under_cuda_cast_policy(method: str, backbone: str) 
     _step_under_cuda_policy(method, backbone, domain_key="polyp", dtype=torch.bfloat16)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "folded"])
 @pytest.mark.parametrize("method", [m for m in TRAINING if supports(m, "sam_tiny")])
-def test_binary_step_in_bf16_with_sdpa_attention_under_cuda_cast_policy(method: str) -> None:
-    _step_under_cuda_policy(method, "sam_tiny", domain_key="polyp", dtype=torch.bfloat16, attention="sdpa")
+def test_binary_step_in_bf16_with_sdpa_attention_under_cuda_cast_policy(method: str, attention: str) -> None:
+    _step_under_cuda_policy(method, "sam_tiny", domain_key="polyp", dtype=torch.bfloat16, attention=attention)
 
 
 @pytest.mark.parametrize(("method", "backbone", "dtype"), [

@@ -1,9 +1,10 @@
 """The encoder attention through SDPA equals segment-anything's computation (issue 10).
 
-Relative difference <= 1e-5 in fp32, forward and gradients: on single segment-anything blocks
-(windowed with padding, and global, both with random relative positions) and on every method
-built on ``sam_tiny`` (there also 1e-10 in fp64, which only float rounding can explain). The
-switch keeps parameters and state-dict keys.
+Both SDPA kinds: the bias as a mask (``sdpa``) and folded into q and k (``folded``). Relative
+difference <= 1e-5 in fp32, forward and gradients: on single segment-anything blocks (windowed
+with padding, and global, both with random relative positions) and on every method built on
+``sam_tiny`` (there also 1e-10 in fp64, which only float rounding can explain). The switch keeps
+parameters and state-dict keys.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from benchmark.model.attention import resolve_attention, set_attention
 from benchmark.model.backbones import count_parameters
 from benchmark.model.factory import build_model, supports
 from methods import METHODS
-from methods.layers import SDPAAttention
+from methods.layers import FoldedAttention, SDPAAttention, fold_rel_pos, rel_pos_bias
 
 TOL = 1e-5
+KINDS = {"sdpa": SDPAAttention, "folded": FoldedAttention}
 SAM_METHODS = [m for m in METHODS.keys() if supports(m, "sam_tiny") and METHODS.get(m).trains]  # gradients compared
 
 
@@ -53,12 +55,13 @@ def _forward_backward(module: torch.nn.Module, x: torch.Tensor) -> tuple[torch.T
 
 # Windowed: ViT-like 14x14 windows over a 32x32 grid (padded to 42); SAM tiny's 3x3 over 8x8
 # (padded to 9); global: the whole 16x16 or 8x8 grid.
-@pytest.mark.parametrize(("window", "grid"), [(14, 32), (3, 8), (0, 16), (0, 8)])
-def test_sdpa_block_equals_segment_anything_forward_and_gradients(window: int, grid: int) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("window", "grid"), [(14, 32), (3, 8), (0, 16), (0, 8), (0, 6)])
+def test_sdpa_block_equals_segment_anything_forward_and_gradients(window: int, grid: int, kind: str) -> None:
     torch.manual_seed(0)
     sam = _block(window, grid)
     sdpa = copy.deepcopy(sam)
-    assert set_attention(sdpa, "sdpa") == 1 and type(sdpa.attn) is SDPAAttention
+    assert set_attention(sdpa, kind) == 1 and type(sdpa.attn) is KINDS[kind]
     x = torch.randn(2, grid, grid, 32)
     out_sam, grads_sam = _forward_backward(sam, x)
     out_sdpa, grads_sdpa = _forward_backward(sdpa, x)
@@ -80,10 +83,25 @@ def test_switch_keeps_the_module_its_parameters_and_back() -> None:
     keys = list(block.state_dict())
     set_attention(block, "sdpa")
     assert [id(p) for p in block.parameters()] == params and list(block.state_dict()) == keys
+    set_attention(block, "folded")
+    assert [id(p) for p in block.parameters()] == params and list(block.state_dict()) == keys
     set_attention(block, "sam")
     assert type(block.attn) is Attention
-    with pytest.raises(BenchError, match="kind must be 'sam' or 'sdpa'"):
+    with pytest.raises(BenchError, match="kind must be one of sam, sdpa, folded, got 'auto'"):
         set_attention(block, "auto")
+
+
+@pytest.mark.parametrize(("h", "w"), [(3, 5), (4, 4)])
+def test_folded_queries_and_keys_give_the_bias_in_the_dot_product(h: int, w: int) -> None:
+    """q' . k' is scale * q . k plus the dense bias entry by entry: rows and columns of the
+    one-hot codes are not swapped (a rectangular grid tells them apart)."""
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(2, 3, h * w, 4, generator=g, dtype=torch.float64), torch.randn(2, 3, h * w, 4, generator=g, dtype=torch.float64)
+    rel_h, rel_w = torch.randn(2 * h - 1, 4, generator=g, dtype=torch.float64), torch.randn(2 * w - 1, 4, generator=g, dtype=torch.float64)
+    fq, fk = fold_rel_pos(q, k, rel_h, rel_w, (h, w), 0.5)
+    assert fq.shape == fk.shape == (2, 3, h * w, 4 + h + w)
+    bias = rel_pos_bias(q.reshape(6, h * w, 4), rel_h, rel_w, (h, w)).view(2, 3, h * w, h * w)
+    assert torch.allclose(fq @ fk.transpose(-2, -1), 0.5 * q @ k.transpose(-2, -1) + bias, rtol=0, atol=1e-12)
 
 
 def _perturb(model: torch.nn.Module) -> None:
@@ -142,8 +160,9 @@ def _flat(grads: dict[str, torch.Tensor | None]) -> torch.Tensor:
     return torch.cat([g.flatten() for g in grads.values() if g is not None])
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("method", SAM_METHODS)
-def test_every_method_gives_the_same_logits_and_gradients_with_sdpa(method: str) -> None:
+def test_every_method_gives_the_same_logits_and_gradients_with_sdpa(method: str, kind: str) -> None:
     """fp32, whole model: logits and the whole gradient within 1e-5 relative, each parameter's
     within 1e-3 (LST's side network, 2 channels wide on sam_tiny, is so ill-conditioned that
     segment-anything's own fp32 gradient there is 3e-4 off its fp64 value). fp64, encoder: each
@@ -151,9 +170,9 @@ def test_every_method_gives_the_same_logits_and_gradients_with_sdpa(method: str)
     torch.manual_seed(3)
     sam, _ = build_model("sam_tiny", method, attention="sam")
     torch.manual_seed(3)
-    sdpa, _ = build_model("sam_tiny", method, attention="sdpa")
-    assert not any(isinstance(m, SDPAAttention) for m in sam.modules())
-    assert sum(isinstance(m, SDPAAttention) for m in sdpa.modules()) >= 4  # every encoder block
+    sdpa, _ = build_model("sam_tiny", method, attention=kind)
+    assert not any(isinstance(m, tuple(KINDS.values())) for m in sam.modules())
+    assert sum(isinstance(m, KINDS[kind]) for m in sdpa.modules()) >= 4  # every encoder block
     assert count_parameters(sdpa) == count_parameters(sam)
     _perturb(sam)
     sdpa.load_state_dict(sam.state_dict(), strict=True)  # same keys: checkpoints load either way
@@ -177,7 +196,8 @@ def test_auto_is_exact_on_cpu_and_sdpa_on_cuda() -> None:
     assert resolve_attention("auto", None) == "sam"
     assert resolve_attention("auto", torch.device("cuda", 0)) == "sdpa"
     assert resolve_attention("sdpa", "cpu") == "sdpa"
-    with pytest.raises(BenchError, match="option attention: 'flash' is not one of auto, sam, sdpa"):
+    assert resolve_attention("folded", "cuda") == "folded"
+    with pytest.raises(BenchError, match="option attention: 'flash' is not one of auto, sam, sdpa, folded"):
         resolve_attention("flash", "cpu")
     model, _ = build_model("sam_tiny", "lora")
     assert not any(isinstance(m, SDPAAttention) for m in model.modules())
@@ -205,14 +225,15 @@ def test_train_setting_reaches_build_model(monkeypatch, tmp_path) -> None:
     assert seen["attention"] == "sdpa"
 
 
-@pytest.mark.parametrize("method", ["lst", "lora"])
-def test_heads_padded_to_a_multiple_of_8_give_the_same_logits_and_gradients(method: str, monkeypatch) -> None:
-    """CUDA pads heads to a multiple of 8 (LST's side blocks have heads of 7) for the
-    memory-efficient kernel; forced here on the CPU, with 1 to 8 zero columns on every head."""
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", ["lst", "lora", "vpt"])
+def test_heads_padded_to_a_multiple_of_8_give_the_same_logits_and_gradients(method: str, kind: str, monkeypatch) -> None:
+    """CUDA pads heads to a multiple of 8 (LST's side blocks have heads of 7) for the fused
+    kernels; forced here on the CPU, with 1 to 8 zero columns on every head."""
     import methods.layers as layers
 
     torch.manual_seed(3)
-    model, _ = build_model("sam_tiny", method, attention="sdpa")
+    model, _ = build_model("sam_tiny", method, attention=kind)
     _perturb(model)
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
     model = model.double()

@@ -40,8 +40,9 @@ def build_model(
     """Return (model, method config). ``device="meta"`` builds without memory, for counting.
 
     ``attention``: how SAM's encoder attention is computed, "sam" (segment-anything's code),
-    "sdpa" (the same maths through ``F.scaled_dot_product_attention``) or "auto" (sdpa on CUDA,
-    sam elsewhere); see :mod:`benchmark.model.attention`. SAM2 models keep their own.
+    "sdpa" or "folded" (the same maths through ``F.scaled_dot_product_attention``, the bias as a
+    mask or folded into q and k) or "auto" (sdpa on CUDA, sam elsewhere); see
+    :mod:`benchmark.model.attention`. SAM2 models keep their own.
     """
     kind = resolve_attention(attention, device)
     spec = METHODS.get(method)

@@ -55,7 +55,7 @@ from torch import nn
 EncoderStructure = tuple[tuple[str, str], ...]
 
 # Class swaps that keep the maths (benchmark.model.attention): compared as the same class.
-_SAME_MATHS = {"SDPAAttention": "Attention"}
+_SAME_MATHS = {"SDPAAttention": "Attention", "FoldedAttention": "Attention"}
 
 
 def encoder_structure(model: nn.Module) -> EncoderStructure:

@@ -41,17 +41,27 @@ TS=(train-step --backbone "$BACKBONE" --device "$DEVICE" --precision "$PRECISION
 #    default AdamW) and after (SDPA, fused AdamW).
 row before "${TS[@]}" --methods lora,conv_lora,lst --attention sam
 row after "${TS[@]}" --methods lora,conv_lora,lst --attention sdpa --fused
+#    ... and the bias folded into q and k (no mask: the flash kernels qualify, nothing (N, N) is built).
+row folded "${TS[@]}" --methods lora,conv_lora,lst --attention folded --fused
+#    Where their steps' time goes: the 15 most expensive kernels of one step each (for the next change).
+row profile "${TS[@]}" --methods lora,conv_lora,lst --attention folded --fused --steps 1 --warmup 2 --profile 15
 # 2. Peak memory at batch 1 with activation checkpointing (goal <= 12 GiB for every PEFT method).
 row checkpointing "${TS[@]}" --methods lora,conv_lora --attention sdpa --fused --checkpointing encoder
+row folded_checkpointing "${TS[@]}" --methods lora,conv_lora --attention folded --fused --checkpointing encoder
 # 3. from_scratch at ViT-H on an 80 GB card: without, then with checkpointing.
 row from_scratch "${TS[@]}" --methods from_scratch --attention sdpa --fused
 row from_scratch_checkpointing "${TS[@]}" --methods from_scratch --attention sdpa --fused --checkpointing encoder
 # 4. LoRA throughput: a larger micro-batch (images/s = 1000 * batch / step ms), then torch.compile
 #    (compile time in its own column; the first step pays it).
 row lora_batch4 "${TS[@]}" --methods lora --attention sdpa --fused --batch 4
+row lora_batch4_folded "${TS[@]}" --methods lora --attention folded --fused --batch 4
 row lora_compile "${TS[@]}" --methods lora --attention sdpa --fused --compile encoder
 # 5. decoder-only: a training step served by the feature cache, and epoch 1 vs epoch 2 of a real run.
 row decoder_cached "${TS[@]}" --methods decoder_only --feature-cache auto
 row epochs epochs --backbone "$BACKBONE" --device "$DEVICE" --precision "$PRECISION" --images "$EPOCH_IMAGES" \
   --epochs 2 --feature-cache auto,off
+# 6. The peak of every other PEFT method at batch 1 with the folded attention (3 steps each; last, so
+#    the rows above come first if time runs short).
+LIMIT=240 row every_method_folded "${TS[@]}" --methods adapter,bitfit,ssf,vpt,sam_adapter,sam2lora,decoder_only \
+  --attention folded --fused --steps 3 --warmup 1
 echo "done in $SECONDS s" | tee -a "$SUMMARY"

@@ -9,7 +9,8 @@
 - ``moe``: the same MoE-conv step alone, on its rank-3 map (what the variants change);
 - ``lora``: a plain LoRA qkv layer at the same shapes, for scale;
 - ``attention``: a ViT-B encoder attention with relative positions, global (1, 64, 64, 768) and
-  windowed (25, 14, 14, 768), variants ``sam`` (segment-anything's computation) and ``sdpa``.
+  windowed (25, 14, 14, 768), variants ``sam`` (segment-anything's computation), ``sdpa`` (the
+  bias as SDPA's mask) and ``folded`` (the bias folded into q and k, no mask).
 
 The input requires a gradient (as inside the encoder, where earlier blocks train too). Every
 (case, shape, variant) runs in its own subprocess, so the peak memory belongs to it alone: on
@@ -38,7 +39,7 @@ CASES = {
     "conv_lora": ("interpolate", "matmul"),
     "moe": ("interpolate", "matmul"),
     "lora": ("-",),
-    "attention": ("sam", "sdpa"),
+    "attention": ("sam", "sdpa", "folded"),
 }
 SHAPES = {  # case family -> {shape name: (N, H, W, C)}
     "vit_h": {"window": (25, 14, 14, 1280), "global": (1, 64, 64, 1280)},

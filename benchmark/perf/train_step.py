@@ -21,7 +21,10 @@ import torch
 
 def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
             precision: str, device: str, attention: str = "auto", feature_cache: str = "off",
-            checkpointing: str = "off", adamw_kernel: str = "default", compile: str = "off") -> dict:
+            checkpointing: str = "off", adamw_kernel: str = "default", compile: str = "off",
+            profile: int = 0) -> dict:
+    """One method's row; ``profile`` > 0 adds that many of the step's most expensive operators
+    (self time on the device, or on the CPU without one), from one more step under torch.profiler."""
     from benchmark.model.attention import resolve_attention
     from benchmark.model.backbones import BACKBONES, count_parameters
     from benchmark.model.checkpointing import set_checkpointing
@@ -51,11 +54,8 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
     if cache is None:
         set_checkpointing(model, checkpointing)
     set_compile(model, compile)  # compiled in the first (warm-up) step: time it with --warmup >= 1
-    times = []
-    for i in range(warmup + steps):
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t = time.perf_counter()
+
+    def step() -> None:
         with ctx, cached(cache, "train", keys):
             out = model(x)
             loss = structure_loss(out.logits.float(), y) + out.aux_loss.float()
@@ -67,6 +67,13 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
         opt.zero_grad(set_to_none=True)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
+
+    times = []
+    for i in range(warmup + steps):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t = time.perf_counter()
+        step()
         if i == 0:
             first = time.perf_counter() - t
         if i >= warmup:
@@ -81,12 +88,30 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "trainable": trainable, "total": total,
         "step_ms": round(1000 * statistics.median(times), 1), "peak_mib": round(peak, 1), "peak_kind": kind,
+        **({"profile": profile_step(step, dev, top=profile)} if profile else {}),
     }
 
 
+def profile_step(step, dev: torch.device, *, top: int) -> list[dict]:
+    """The ``top`` operators of one call of ``step`` by self time on ``dev`` (device time on
+    CUDA, CPU time otherwise): name, milliseconds, calls. Where a GPU step's time goes (the
+    kernels of Conv-LoRA's experts, LST's side blocks...), for the next change to aim at."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = dev.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        step()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)[:top]
+    return [{"op": e.key, "self_ms": round(getattr(e, key) / 1000, 2), "calls": e.count} for e in events]
+
+
 def run_all(args: argparse.Namespace) -> list[dict]:
+    from benchmark.model.attention import resolve_attention
     from methods import METHODS
 
+    resolve_attention(args.attention, args.device)  # a bad name stops here, not once per method
     rows = []
     for method in (m for m in METHODS.parse_list(args.methods) if METHODS.get(m).trains):
         cmd = [sys.executable, "-m", "benchmark.perf.train_step", "--one", method, "--backbone", args.backbone,
@@ -94,7 +119,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
                "--precision", args.precision, "--device", args.device, "--attention", args.attention,
                "--feature-cache", args.feature_cache, "--checkpointing", args.checkpointing]
         cmd += ["--fused"] if args.fused else []
-        cmd += ["--compile", args.compile]
+        cmd += ["--compile", args.compile, "--profile", str(args.profile)]
         if args.image_size:
             cmd += ["--image-size", str(args.image_size)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -123,8 +148,14 @@ def render(rows: list[dict], fmt: str) -> str:
     if ok:
         head = (f"{ok['backbone']} at {ok['image_size']}x{ok['image_size']}, batch {ok['batch']}, {ok['precision']}, "
                 f"attention {ok['attention']}, {ok['device']} ({ok['peak_kind']})\n\n")
-    return head + tabulate(table, headers=("method", "trainable (M)", "step (ms, median)", "peak memory (MiB)",
+    text = head + tabulate(table, headers=("method", "trainable (M)", "step (ms, median)", "peak memory (MiB)",
                                            "levers", "first step (ms)", "compile (s)"), tablefmt="github")
+    for r in rows:
+        if r.get("profile"):
+            ops = [(p["op"], p["self_ms"], p["calls"]) for p in r["profile"]]
+            text += f"\n\n{r['method']}: one step's most expensive operators (self time)\n\n"
+            text += tabulate(ops, headers=("operator", "ms", "calls"), tablefmt="github")
+    return text
 
 
 _LEVERS = (("feature_cache", "off", "feature cache"), ("checkpointing", "off", "checkpointing"),
@@ -147,8 +178,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--attention", default="auto", choices=("auto", "sam", "sdpa"),
-                   help="SAM encoder attention (benchmark.model.attention); auto: sdpa on CUDA, sam on CPU")
+    p.add_argument("--attention", default="auto",  # checked by build_model (segment-anything is slow to import)
+                   help="SAM encoder attention, auto|sam|sdpa|folded (benchmark.model.attention); "
+                        "auto: sdpa on CUDA, sam on CPU")
     p.add_argument("--feature-cache", default="off", choices=("auto", "off"),
                    help="auto: a frozen encoder's output is computed in the first step and served after "
                         "(decoder-only; the cost of an epoch after the first)")
@@ -158,6 +190,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="AdamW's fused kernel on CUDA, the multi-tensor one elsewhere (benchmark.train.optim)")
     p.add_argument("--compile", default="off", choices=("off", "encoder", "model"),
                    help="torch.compile the encoder or the model; compile time in its own column")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="profile one more step and list its N most expensive operators per method")
     p.add_argument("--format", default="markdown", choices=("markdown", "json"))
 
 
@@ -171,7 +205,8 @@ def main() -> None:
                                  steps=args.steps, warmup=args.warmup, precision=args.precision,
                                  device=args.device, attention=args.attention,
                                  feature_cache=args.feature_cache, checkpointing=args.checkpointing,
-                                 adamw_kernel="fused" if args.fused else "default", compile=args.compile)))
+                                 adamw_kernel="fused" if args.fused else "default", compile=args.compile,
+                                 profile=args.profile)))
     else:
         print(render(run_all(args), args.format))
 

@@ -47,6 +47,7 @@ from benchmark.data.datasets import SegmentationDataset
 from benchmark.data.domains import Domain
 from benchmark.data.predictions import PredictionWriter
 from benchmark.data.prompts import MODE_PATTERN
+from benchmark.model.attention import ATTENTION_KINDS
 from benchmark.model.backbones import BACKBONES, count_parameters
 from benchmark.model.checkpointing import CHECKPOINTING, set_checkpointing
 from benchmark.model.compiling import COMPILE, compile_seconds, set_compile
@@ -96,7 +97,7 @@ class TrainConfig:
     eval_protocol: str = option("official", choices=("official", "original"))  # original: at each GT's size
     max_train_images: int | None = option(None, min=1)  # cap per epoch (smoke runs)
     save_best: bool = True
-    attention: str = option("auto", choices=("auto", "sam", "sdpa"))  # SAM encoder attention: auto = sdpa on CUDA, sam on CPU
+    attention: str = option("auto", choices=ATTENTION_KINDS)  # SAM encoder attention: auto = sdpa on CUDA, sam on CPU
     # Prompts (benchmark/train/prompting.py): training mode, its box jitter (SAM2LoRA's code 0.02),
     # and the test modes, each test set evaluated once per mode (all = SAM2LoRA's six).
     prompt: str = option("none", pattern=MODE_PATTERN, help="none, points:K (K 1..99), box or points:K+box")
