@@ -34,6 +34,17 @@ outputs in log space (log of summed exp); for top-1 that is E_i(z) itself up to 
 (GELU's output is >= -0.17, so exp never underflows), and we add E_i(z) directly.
 Deviations: none known. In eval mode each layer counts the samples routed to each expert
 (``expert_counts``; a sample is a window in windowed blocks), which the run records as ``expert_usage``.
+
+Two computations of the same experts (``moe_kernel``, :func:`methods.layers.set_moe_kernel`): ``loop`` (the
+default) runs each routed expert on its own samples, as the reference code (about ten operators
+and a device sync per expert and layer); ``grouped`` runs every expert used in the batch at once
+(:meth:`MoEConv.grouped`): the resampling matrices of all used scales stacked and zero-padded to
+the largest, the 3x3 convolutions as one grouped convolution, the routed output picked by the 0/1
+gates. Zero rows and columns change no valid value (the zero border is the convolution's own
+padding), the unused experts stay out of the graph (their gradient stays None), and the routed
+outputs are picked exactly; the rest is float summation order (tests/test_conv_lora.py). It trades
+a few more FLOPs on tiny maps for ~15 operators and one sync per layer: for a GPU, where the
+loop's cost is launching operators (docs/FIDELITY.md#gpu-measurements).
 """
 
 from __future__ import annotations
@@ -87,7 +98,8 @@ def prob_in_top_k(clean: torch.Tensor, noisy: torch.Tensor, std: torch.Tensor, t
     """
     threshold_in = top[:, k : k + 1]
     threshold_out = top[:, k - 1 : k]
-    normal = torch.distributions.Normal(clean.new_zeros(()), clean.new_ones(()))
+    # validate_args=False: the same cdf without the argument checks, each a device sync on a GPU.
+    normal = torch.distributions.Normal(clean.new_zeros(()), clean.new_ones(()), validate_args=False)
     is_in = noisy > threshold_in
     p_in = normal.cdf((clean - threshold_in) / std)
     p_out = normal.cdf((clean - threshold_out) / std)
@@ -161,11 +173,32 @@ def official_expert(expert: ConvExpert, z: torch.Tensor) -> torch.Tensor:
     return F.interpolate(y, size=z.shape[-2:], mode="bicubic", align_corners=False)
 
 
+@functools.cache
+def stacked_matrices(n: int, scales: tuple[int, ...], up: bool, device: torch.device,
+                     dtype: torch.dtype) -> torch.Tensor:
+    """One axis's resampling for every scale, zero-padded to the largest: (E, S, n) (``up``) or
+    (E, n, S), S = max(scales) * n; scale 1 is the identity (its expert does not resample)."""
+    size = max(scales) * n
+    shape = (len(scales), size, n) if up else (len(scales), n, size)
+    with torch.inference_mode(False), torch.no_grad():
+        out = torch.zeros(shape, device=device, dtype=dtype)
+        for e, s in enumerate(scales):
+            m = torch.eye(n, device=device, dtype=dtype) if s == 1 else bicubic_matrix(n, s, up, device, dtype)
+            if up:
+                out[e, : s * n] = m
+            else:
+                out[e, :, : s * n] = m
+    return out
+
+
 class MoEConv(nn.Module):
     """The Conv-LoRA step on the rank-r map: ``z + E_i(z)`` with a gated choice of expert i.
 
     Input and output (N, H, W, r), channel-last as inside SAM's attention. Sets ``aux_loss``.
+    ``moe_kernel``: how the routed experts are computed, ``loop`` or ``grouped`` (module docstring).
     """
+
+    moe_kernel = "loop"  # set per layer by methods.layers.set_moe_kernel
 
     def __init__(self, cfg: ConvLoRAConfig, device: torch.device | None = None) -> None:
         super().__init__()
@@ -205,10 +238,12 @@ class MoEConv(nn.Module):
         zc = z.permute(0, 3, 1, 2)  # (N, r, H, W)
         gates, load = self.gate(zc.mean(dim=(2, 3)))
         self.aux_loss = self.coef * (cv_squared(gates.sum(0)) + cv_squared(load))
-        out = torch.zeros_like(zc)
         routed = gates > 0
         if not self.training:
             self.expert_counts += routed.sum(0)
+        if self.moe_kernel == "grouped":
+            return (zc + self.grouped(zc, routed)).permute(0, 2, 3, 1)
+        out = torch.zeros_like(zc)
         for i, expert in enumerate(self.experts):
             rows = routed[:, i].nonzero(as_tuple=True)[0]
             if rows.numel():
@@ -218,6 +253,26 @@ class MoEConv(nn.Module):
                 # cast stays as a guard.
                 out = out.index_add(0, rows, expert(zc.index_select(0, rows)).to(out.dtype))
         return (zc + out).permute(0, 2, 3, 1)
+
+
+    def grouped(self, zc: torch.Tensor, routed: torch.Tensor) -> torch.Tensor:
+        """Every expert used in the batch on every sample at once, the routed outputs kept:
+        (N, r, H, W) -> sum_e routed[n, e] * E_e(z_n), the same as the loop's (module docstring)."""
+        n, r, h, w = zc.shape
+        used = routed.any(0).nonzero(as_tuple=True)[0].tolist()  # the layer's one device sync
+        experts = [self.experts[i] for i in used]
+        scales = tuple(e.scale for e in experts)
+        rows_up, rows_down = (stacked_matrices(h, scales, d, zc.device, zc.dtype) for d in (True, False))
+        cols_up, cols_down = (rows_up, rows_down) if w == h else \
+            (stacked_matrices(w, scales, d, zc.device, zc.dtype) for d in (True, False))
+        k = len(experts)
+        y = rows_up.unsqueeze(1) @ zc.unsqueeze(1) @ cols_up.transpose(1, 2).unsqueeze(1)  # (N, k, r, S, S')
+        weight = torch.cat([e.conv.weight for e in experts])
+        bias = torch.cat([e.conv.bias for e in experts])
+        y = F.gelu(F.conv2d(y.flatten(1, 2), weight, bias, padding=1, groups=k)).unflatten(1, (k, r))
+        y = rows_down.unsqueeze(1) @ y @ cols_down.transpose(1, 2).unsqueeze(1)  # (N, k, r, H, W)
+        pick = routed[:, used].to(y.dtype)  # 0/1: exactly the routed expert's output per sample
+        return (pick[:, :, None, None, None] * y).sum(1).to(zc.dtype)
 
 
 @register_method("conv_lora", ConvLoRAConfig)

@@ -10,9 +10,31 @@ import torch.nn.functional as F
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
 from torch import nn
 
+from benchmark.core.errors import BenchError
+
 # A routing layer (Conv-LoRA's MoEConv) keeps a non-persistent buffer of this name: samples sent to
 # each expert in eval mode. Not in state dicts, so checkpoints and resume states are unchanged.
 EXPERT_COUNTS = "expert_counts"
+
+
+# A routing layer may compute its experts in more than one way, the same maths (Conv-LoRA's MoEConv:
+# "loop" runs each routed expert apart, "grouped" all at once); the layer's ``moe_kernel`` says which.
+MOE_KERNELS = ("loop", "grouped")
+
+
+def check_moe_kernel(kernel: str) -> str:
+    if kernel not in MOE_KERNELS:
+        raise BenchError(f"option moe_kernel: {kernel!r} is not one of {', '.join(MOE_KERNELS)}")
+    return kernel
+
+
+def set_moe_kernel(model: nn.Module, kernel: str) -> int:
+    """Put every routing layer in ``model`` on ``kernel``; returns how many it set (0: none there)."""
+    check_moe_kernel(kernel)
+    layers = [m for m in model.modules() if isinstance(getattr(type(m), "moe_kernel", None), str)]
+    for layer in layers:
+        layer.moe_kernel = kernel
+    return len(layers)
 
 
 def reset_expert_counts(model: nn.Module) -> None:

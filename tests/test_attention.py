@@ -215,14 +215,16 @@ def test_train_setting_reaches_build_model(monkeypatch, tmp_path) -> None:
         raise RuntimeError("built")
 
     monkeypatch.setattr(engine, "build_model", stop)
-    assert engine.TrainConfig().attention == "auto"
-    cfg = engine.train_config_from({"attention": "sdpa"}, engine.TrainConfig())
+    assert engine.TrainConfig().attention == "auto" and engine.TrainConfig().moe_kernel == "loop"
+    cfg = engine.train_config_from({"attention": "sdpa", "moe_kernel": "grouped"}, engine.TrainConfig())
     with pytest.raises(RuntimeError, match="built"):
         engine.train_and_evaluate(
             method="lora", backbone="sam_tiny", domain=get_domain("polyp"), seed=0, data_root=tmp_path,
             checkpoint=None, method_overrides={}, train_cfg=cfg, device=torch.device("cpu"), progress=False,
         )
-    assert seen["attention"] == "sdpa"
+    assert seen["attention"] == "sdpa" and seen["moe_kernel"] == "grouped"
+    with pytest.raises(BenchError, match="moe_kernel"):
+        engine.train_config_from({"moe_kernel": "dense"}, engine.TrainConfig())
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -22,6 +22,8 @@ def test_variants_build_what_they_name() -> None:
     z = torch.randn(4, 3, 6, 6)
     for a, b in zip(before.experts, after.experts, strict=True):  # equal up to summation order
         torch.testing.assert_close(a(z), b(z), rtol=1e-5, atol=1e-6)
+    assert build_layer("moe", "grouped", (4, 6, 6, 3), cpu).moe_kernel == "grouped"
+    assert build_layer("conv_lora", "matmul", (4, 6, 6, 24), cpu).mid.moe_kernel == "loop"
     assert isinstance(build_layer("attention", "sdpa", (1, 4, 4, 24), cpu), SDPAAttention)
     assert not isinstance(build_layer("attention", "sam", (1, 4, 4, 24), cpu), SDPAAttention)
 

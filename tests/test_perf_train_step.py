@@ -25,6 +25,12 @@ def test_a_row_with_its_profile_and_its_table() -> None:
                                     precision="fp32", device="cpu")
 
 
+def test_grouped_experts_are_a_named_lever() -> None:
+    row = measure("sam_tiny", "conv_lora", image_size=None, batch=1, steps=1, warmup=0, precision="fp32",
+                  device="cpu", moe_kernel="grouped")
+    assert row["moe_kernel"] == "grouped" and "grouped experts" in render([row], "markdown")
+
+
 def test_a_bad_attention_name_is_refused_once() -> None:
     p = argparse.ArgumentParser()
     add_arguments(p)

@@ -13,6 +13,7 @@ from benchmark.model.backbones import BACKBONES, build_sam
 from benchmark.model.feature_cache import encoder_structure
 from benchmark.model.head import SegmentationModel
 from methods import METHODS, make_config
+from methods.layers import check_moe_kernel, set_moe_kernel
 
 
 def supports(method: str, backbone: str) -> bool:
@@ -36,15 +37,18 @@ def build_model(
     device: str | torch.device | None = None,
     overrides: dict[str, str] | None = None,
     attention: str = "auto",
+    moe_kernel: str = "loop",
 ) -> tuple[SegmentationModel, Any]:
     """Return (model, method config). ``device="meta"`` builds without memory, for counting.
 
     ``attention``: how SAM's encoder attention is computed, "sam" (segment-anything's code),
     "sdpa" or "folded" (the same maths through ``F.scaled_dot_product_attention``, the bias as a
     mask or folded into q and k) or "auto" (sdpa on CUDA, sam elsewhere); see
-    :mod:`benchmark.model.attention`. SAM2 models keep their own.
+    :mod:`benchmark.model.attention`. SAM2 models keep their own. ``moe_kernel``: how a routing
+    layer computes its experts, "loop" or "grouped" (the same maths; :mod:`methods.conv_lora`).
     """
     kind = resolve_attention(attention, device)
+    check_moe_kernel(moe_kernel)  # both checked before anything is built
     spec = METHODS.get(method)
     check_family(method, backbone)
     cfg = make_config(method, overrides)
@@ -53,4 +57,5 @@ def build_model(
     model.encoder_as_built = encoder_structure(model)  # what the feature cache compares against
     spec.apply(model, cfg)
     set_attention(model, kind)  # after apply: modules a method adds (LST's side blocks) follow too
+    set_moe_kernel(model, moe_kernel)
     return model, cfg

@@ -5,7 +5,8 @@
 - ``conv_lora``: a Conv-LoRA qkv layer (frozen Linear C -> 3C, rank 3, the MoE of 8 experts in
   training mode, noisy top-1 routing) at ViT-H's windowed (25, 14, 14, 1280) and global
   (1, 64, 64, 1280) shapes; variants ``interpolate`` (the experts resample with ``F.interpolate``,
-  as the reference code) and ``matmul`` (the cached per-axis matrices, what the suite runs);
+  as the reference code), ``matmul`` (the cached per-axis matrices, what the suite runs) and
+  ``grouped`` (the same experts computed all at once: ``moe_kernel=grouped``);
 - ``moe``: the same MoE-conv step alone, on its rank-3 map (what the variants change);
 - ``lora``: a plain LoRA qkv layer at the same shapes, for scale;
 - ``attention``: a ViT-B encoder attention with relative positions, global (1, 64, 64, 768) and
@@ -24,6 +25,7 @@ stable figure, and ``--threads 1`` avoids the stalls of OpenMP threads waiting f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import resource
@@ -36,8 +38,8 @@ import torch
 from torch import nn
 
 CASES = {
-    "conv_lora": ("interpolate", "matmul"),
-    "moe": ("interpolate", "matmul"),
+    "conv_lora": ("interpolate", "matmul", "grouped"),
+    "moe": ("interpolate", "matmul", "grouped"),
     "lora": ("-",),
     "attention": ("sam", "sdpa", "folded"),
 }
@@ -79,6 +81,7 @@ def build_layer(case: str, variant: str, shape: tuple[int, int, int, int], devic
         base = nn.Linear(c, 3 * c, device=device).requires_grad_(False)
         return LoRALinear(base, rank=3, alpha=32.0).train()
     moe = MoEConv(ConvLoRAConfig(), device=device).train()
+    moe.moe_kernel = "grouped" if variant == "grouped" else "loop"
     if variant == "interpolate":  # the reference resampling, on these experts only
         for expert in moe.experts:
             expert.forward = functools.partial(official_expert, expert)
@@ -122,13 +125,43 @@ def measure(case: str, shape_name: str, variant: str, *, repeat: int, warmup: in
         x.grad = None
         layer.zero_grad(set_to_none=True)
     peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else _max_rss_mib()
+    torch.manual_seed(1000)
+    with count_operators() as counted, ctx:
+        out = layer(x)
+    with count_operators() as counted_bwd:
+        out.float().square().mean().backward()
     return {
         "case": case, "shape": shape_name, "dims": list(in_shape), "variant": variant,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "precision": precision,
         "ms": round(1000 * statistics.mean(times), 2), "ms_median": round(1000 * statistics.median(times), 2),
         "ms_min": round(1000 * min(times), 2), "peak_mib": round(peak - base, 1),
+        "ops": counted["ops"] + counted_bwd["ops"], "syncs": counted["syncs"] + counted_bwd["syncs"],
     }
+
+
+# Operators whose result the host must read before it can go on: a device sync on a GPU.
+_SYNCING = ("aten::_local_scalar_dense", "aten::nonzero", "aten::nonzero_static", "aten::is_nonzero")
+
+
+@contextlib.contextmanager
+def count_operators():
+    """Count the ATen operators that run below autograd (forward and backward alike), views
+    excluded: about the kernels a GPU launches, whose launch cost dominates a layer of tiny maps.
+    ``syncs``: those that make the host wait for the device (``nonzero``, ``.item()``, ``.tolist()``)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts = {"ops": 0, "syncs": 0}
+
+    class Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view:
+                counts["ops"] += 1
+                counts["syncs"] += func.name() in _SYNCING
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        yield counts
 
 
 def run_all(args: argparse.Namespace) -> list[dict]:
@@ -162,14 +195,14 @@ def render(rows: list[dict], fmt: str) -> str:
 
     table = [
         (r["case"], r["shape"], "x".join(map(str, r["dims"])), r["variant"], r["ms"], r["ms_median"], r["ms_min"],
-         r["peak_mib"])
-        if "error" not in r else (r["case"], r["shape"], "", r["variant"], "", "", "", r["error"])
+         r["peak_mib"], r["ops"], r["syncs"])
+        if "error" not in r else (r["case"], r["shape"], "", r["variant"], "", "", "", r["error"], "", "")
         for r in rows
     ]
     ok = next((r for r in rows if "error" not in r), None)
     head = f"{ok['device']}, {ok['threads']} threads, {ok['precision']}\n\n" if ok else ""
     return head + tabulate(table, headers=("case", "block", "input", "variant", "fwd+bwd ms (mean)", "median",
-                                           "min", "peak MiB (added)"), tablefmt="github")
+                                           "min", "peak MiB (added)", "operators", "syncs"), tablefmt="github")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

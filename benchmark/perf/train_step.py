@@ -22,7 +22,7 @@ import torch
 def measure(backbone: str, method: str, *, image_size: int | None, batch: int, steps: int, warmup: int,
             precision: str, device: str, attention: str = "auto", feature_cache: str = "off",
             checkpointing: str = "off", adamw_kernel: str = "default", compile: str = "off",
-            profile: int = 0) -> dict:
+            moe_kernel: str = "loop", profile: int = 0) -> dict:
     """One method's row; ``profile`` > 0 adds that many of the step's most expensive operators
     (self time on the device, or on the CPU without one), from one more step under torch.profiler."""
     from benchmark.model.attention import resolve_attention
@@ -38,7 +38,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
 
     dev = torch.device(device)
     torch.manual_seed(0)
-    model, _ = build_model(backbone, method, device=dev, attention=attention)
+    model, _ = build_model(backbone, method, device=dev, attention=attention, moe_kernel=moe_kernel)
     model.train()
     trainable, total = count_parameters(model)
     size = image_size or BACKBONES.get(backbone).image_size
@@ -84,7 +84,7 @@ def measure(backbone: str, method: str, *, image_size: int | None, batch: int, s
         "method": method, "backbone": backbone, "image_size": size, "batch": batch, "precision": resolved,
         "attention": resolve_attention(attention, dev), "feature_cache": "on" if cache is not None else "off",
         "checkpointing": checkpointing if cache is None else "off", "adamw_kernel": adamw_kernel,
-        "compile": compile, "compile_s": round(compile_seconds(), 1), "first_step_ms": round(1000 * first, 1),
+        "compile": compile, "moe_kernel": moe_kernel, "compile_s": round(compile_seconds(), 1), "first_step_ms": round(1000 * first, 1),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "trainable": trainable, "total": total,
         "step_ms": round(1000 * statistics.median(times), 1), "peak_mib": round(peak, 1), "peak_kind": kind,
@@ -119,7 +119,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
                "--precision", args.precision, "--device", args.device, "--attention", args.attention,
                "--feature-cache", args.feature_cache, "--checkpointing", args.checkpointing]
         cmd += ["--fused"] if args.fused else []
-        cmd += ["--compile", args.compile, "--profile", str(args.profile)]
+        cmd += ["--compile", args.compile, "--moe-kernel", args.moe_kernel, "--profile", str(args.profile)]
         if args.image_size:
             cmd += ["--image-size", str(args.image_size)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -159,7 +159,8 @@ def render(rows: list[dict], fmt: str) -> str:
 
 
 _LEVERS = (("feature_cache", "off", "feature cache"), ("checkpointing", "off", "checkpointing"),
-           ("adamw_kernel", "default", "fused AdamW"), ("compile", "off", "compile"))
+           ("adamw_kernel", "default", "fused AdamW"), ("compile", "off", "compile"),
+           ("moe_kernel", "loop", "grouped experts"))
 
 
 def _levers(row: dict) -> str:
@@ -190,6 +191,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="AdamW's fused kernel on CUDA, the multi-tensor one elsewhere (benchmark.train.optim)")
     p.add_argument("--compile", default="off", choices=("off", "encoder", "model"),
                    help="torch.compile the encoder or the model; compile time in its own column")
+    p.add_argument("--moe-kernel", default="loop", choices=("loop", "grouped"),
+                   help="Conv-LoRA's experts one by one, or all at once (methods.conv_lora)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="profile one more step and list its N most expensive operators per method")
     p.add_argument("--format", default="markdown", choices=("markdown", "json"))
@@ -206,7 +209,7 @@ def main() -> None:
                                  device=args.device, attention=args.attention,
                                  feature_cache=args.feature_cache, checkpointing=args.checkpointing,
                                  adamw_kernel="fused" if args.fused else "default", compile=args.compile,
-                                 profile=args.profile)))
+                                 moe_kernel=args.moe_kernel, profile=args.profile)))
     else:
         print(render(run_all(args), args.format))
 

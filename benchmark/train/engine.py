@@ -62,7 +62,7 @@ from benchmark.train.prompting import PromptPlan, prompt_plan
 from benchmark.train.resume import Preempted, Progress, load_state, save_state, set_rng_state, stop_requested
 from benchmark.train.schedules import SCHEDULES, build_schedule
 from methods import METHODS
-from methods.layers import expert_counts, reset_expert_counts
+from methods.layers import MOE_KERNELS, expert_counts, reset_expert_counts
 
 
 class RunFailed(Exception):
@@ -98,6 +98,7 @@ class TrainConfig:
     max_train_images: int | None = option(None, min=1)  # cap per epoch (smoke runs)
     save_best: bool = True
     attention: str = option("auto", choices=ATTENTION_KINDS)  # SAM encoder attention: auto = sdpa on CUDA, sam on CPU
+    moe_kernel: str = option("loop", choices=MOE_KERNELS)  # Conv-LoRA's experts: one by one, or grouped (same maths)
     # Prompts (benchmark/train/prompting.py): training mode, its box jitter (SAM2LoRA's code 0.02),
     # and the test modes, each test set evaluated once per mode (all = SAM2LoRA's six).
     prompt: str = option("none", pattern=MODE_PATTERN, help="none, points:K (K 1..99), box or points:K+box")
@@ -243,7 +244,7 @@ def build_run(*, method: str, backbone: str, domain: Domain, seed: int, data_roo
     model, method_cfg = build_model(
         backbone, method, num_classes=classes, checkpoint=read, overrides=method_overrides,
         device=device,  # built where it runs: a ViT-H initialised on the CPU costs seconds per run
-        attention=cfg.attention,
+        attention=cfg.attention, moe_kernel=cfg.moe_kernel,
     )
     params = [p for p in model.parameters() if p.requires_grad]
     trains = METHODS.get(method).trains
