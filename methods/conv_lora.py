@@ -38,13 +38,14 @@ Deviations: none known. In eval mode each layer counts the samples routed to eac
 Two computations of the same experts (``moe_kernel``, :func:`methods.layers.set_moe_kernel`): ``loop`` (the
 default) runs each routed expert on its own samples, as the reference code (about ten operators
 and a device sync per expert and layer); ``grouped`` runs every expert used in the batch at once
-(:meth:`MoEConv.grouped`): the resampling matrices of all used scales stacked and zero-padded to
-the largest, the 3x3 convolutions as one grouped convolution, the routed output picked by the 0/1
-gates. Zero rows and columns change no valid value (the zero border is the convolution's own
-padding), the unused experts stay out of the graph (their gradient stays None), and the routed
-outputs are picked exactly; the rest is float summation order (tests/test_conv_lora.py). It trades
-a few more FLOPs on tiny maps for ~15 operators and one sync per layer: for a GPU, where the
-loop's cost is launching operators (docs/FIDELITY.md#gpu-measurements).
+(:meth:`MoEConv.grouped`): each sample resamples with its expert's matrices zero-padded to the
+largest scale used, and the 3x3 convolutions run as one grouped convolution, a group per sample.
+Zero rows and columns change no valid value (the zero border is the convolution's own padding),
+the unused experts stay out of the graph (their gradient stays None), and each sample gets its own
+expert's output as in the loop; the rest is float summation order (tests/test_conv_lora.py). It
+trades some FLOPs on tiny maps (the padding: up to 2.5x the loop's with all eight scales in use)
+for a third of the loop's operators and one device sync per layer instead of one per expert: for a
+GPU, where the loop's cost is launching operators (docs/FIDELITY.md#gpu-measurements).
 """
 
 from __future__ import annotations
@@ -176,8 +177,9 @@ def official_expert(expert: ConvExpert, z: torch.Tensor) -> torch.Tensor:
 @functools.cache
 def stacked_matrices(n: int, scales: tuple[int, ...], up: bool, device: torch.device,
                      dtype: torch.dtype) -> torch.Tensor:
-    """One axis's resampling for every scale, zero-padded to the largest: (E, S, n) (``up``) or
-    (E, n, S), S = max(scales) * n; scale 1 is the identity (its expert does not resample)."""
+    """One axis's resampling for each of a layer's scales, zero-padded to the largest: (E, S, n)
+    (``up``) or (E, n, S), S = max(scales) * n; scale 1 is the identity (its expert does not
+    resample). Cached per layer configuration: ViT-H's largest, n = 64 at scale 8, is 1 MiB."""
     size = max(scales) * n
     shape = (len(scales), size, n) if up else (len(scales), n, size)
     with torch.inference_mode(False), torch.no_grad():
@@ -256,23 +258,38 @@ class MoEConv(nn.Module):
 
 
     def grouped(self, zc: torch.Tensor, routed: torch.Tensor) -> torch.Tensor:
-        """Every expert used in the batch on every sample at once, the routed outputs kept:
-        (N, r, H, W) -> sum_e routed[n, e] * E_e(z_n), the same as the loop's (module docstring)."""
+        """The routed experts of every sample at once: (N, r, H, W) -> sum over i routed for n
+        of E_i(z_n), the loop's sum in the same order (module docstring).
+
+        Each (sample, expert) pair p resamples with its expert's matrices, zero-padded to the
+        largest scale used (index_select from :func:`stacked_matrices`), and convolves with its
+        expert's weights (one convolution, a group per pair). Only the experts used are stacked,
+        so the others stay out of the graph and keep a None gradient."""
         n, r, h, w = zc.shape
-        used = routed.any(0).nonzero(as_tuple=True)[0].tolist()  # the layer's one device sync
-        experts = [self.experts[i] for i in used]
-        scales = tuple(e.scale for e in experts)
-        rows_up, rows_down = (stacked_matrices(h, scales, d, zc.device, zc.dtype) for d in (True, False))
-        cols_up, cols_down = (rows_up, rows_down) if w == h else \
-            (stacked_matrices(w, scales, d, zc.device, zc.dtype) for d in (True, False))
-        k = len(experts)
-        y = rows_up.unsqueeze(1) @ zc.unsqueeze(1) @ cols_up.transpose(1, 2).unsqueeze(1)  # (N, k, r, S, S')
-        weight = torch.cat([e.conv.weight for e in experts])
-        bias = torch.cat([e.conv.bias for e in experts])
-        y = F.gelu(F.conv2d(y.flatten(1, 2), weight, bias, padding=1, groups=k)).unflatten(1, (k, r))
-        y = rows_down.unsqueeze(1) @ y @ cols_down.transpose(1, 2).unsqueeze(1)  # (N, k, r, H, W)
-        pick = routed[:, used].to(y.dtype)  # 0/1: exactly the routed expert's output per sample
-        return (pick[:, :, None, None, None] * y).sum(1).to(zc.dtype)
+        routing = routed.tolist()  # the layer's one device sync
+        pairs = [(i, e) for i, row in enumerate(routing) for e, on in enumerate(row) if on]
+        used = sorted({e for _, e in pairs})
+        slot = {e: k for k, e in enumerate(used)}
+        dev = zc.device
+        sample = torch.tensor([i for i, _ in pairs], device=dev)
+        expert = torch.tensor([e for _, e in pairs], device=dev)
+        which = torch.tensor([slot[e] for _, e in pairs], device=dev)
+        scales = tuple(e.scale for e in self.experts)
+        size = max(scales[e] for e in used)  # pad to the largest scale used, not the layer's
+        mats = [stacked_matrices(m, scales, up, dev, zc.dtype).index_select(0, expert)
+                for m in ((h,) if w == h else (h, w)) for up in (True, False)]
+        rows_up, rows_down = mats[0][:, : size * h], mats[1][:, :, : size * h]
+        cols_up, cols_down = (rows_up, rows_down) if w == h else (mats[2][:, : size * w], mats[3][:, :, : size * w])
+        one_each = len(pairs) == n  # top-1: pair p is sample p
+        z = zc if one_each else zc.index_select(0, sample)
+        y = rows_up.unsqueeze(1) @ z @ cols_up.transpose(1, 2).unsqueeze(1)  # (P, r, sH, sW)
+        weight = torch.stack([self.experts[e].conv.weight for e in used]).index_select(0, which)
+        bias = torch.stack([self.experts[e].conv.bias for e in used]).index_select(0, which)
+        p = len(pairs)
+        y = F.conv2d(y.reshape(1, p * r, *y.shape[-2:]), weight.flatten(0, 1), bias.flatten(), padding=1, groups=p)
+        y = rows_down.unsqueeze(1) @ F.gelu(y).view(p, r, *y.shape[-2:]) @ cols_down.transpose(1, 2).unsqueeze(1)
+        y = y.to(zc.dtype)
+        return y if one_each else torch.zeros_like(zc).index_add(0, sample, y)
 
 
 @register_method("conv_lora", ConvLoRAConfig)

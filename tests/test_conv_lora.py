@@ -116,17 +116,18 @@ def _moe_step(moe: MoEConv, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize(("n", "h", "w", "scales"), [
-    (25, 14, 14, (1, 2, 3, 4, 5, 6, 7, 8)),  # ViT windows, the official experts
-    (1, 16, 16, (1, 2, 3, 4, 5, 6, 7, 8)),   # a global block at batch 1: one expert used
-    (6, 5, 7, (1, 3, 2)),                     # not square, scales out of order
+@pytest.mark.parametrize(("n", "h", "w", "scales", "top_k"), [
+    (25, 14, 14, (1, 2, 3, 4, 5, 6, 7, 8), 1),  # ViT windows, the official experts
+    (1, 16, 16, (1, 2, 3, 4, 5, 6, 7, 8), 1),   # a global block at batch 1: one expert used
+    (6, 5, 7, (1, 3, 2), 1),                     # not square, scales out of order
+    (6, 5, 5, (2, 1, 4, 3), 2),                  # two experts per sample, summed in the loop's order
 ])
-def test_grouped_experts_equal_the_loop(n: int, h: int, w: int, scales: tuple, dtype: torch.dtype) -> None:
+def test_grouped_experts_equal_the_loop(n: int, h: int, w: int, scales: tuple, top_k: int, dtype: torch.dtype) -> None:
     """Forward, balancing loss and gradients within 1e-5 (fp32) / 1e-12 (fp64); the same
     experts keep a None gradient. Random biases, so the padded region carries values that must
     not leak into the valid one."""
     torch.manual_seed(0)
-    moe = MoEConv(ConvLoRAConfig(scales=scales)).train().to(dtype)
+    moe = MoEConv(ConvLoRAConfig(scales=scales, top_k=top_k)).train().to(dtype)
     with torch.no_grad():
         for p in moe.parameters():
             p.normal_(0, 0.5)

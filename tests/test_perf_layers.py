@@ -32,3 +32,20 @@ def test_a_measurement_row_names_case_shape_and_variant() -> None:
     row = measure("attention", "window", "sdpa", repeat=1, warmup=0, device="cpu", precision="fp32")
     assert row["dims"] == [25, 14, 14, 768] and row["variant"] == "sdpa" and row["device"] == "cpu"
     assert row["ms"] > 0 and row["peak_mib"] >= 0
+
+
+def test_operators_and_syncs_are_counted_forward_and_backward() -> None:
+    from benchmark.perf.layers import count_operators
+
+    x = torch.randn(4, requires_grad=True)
+    with count_operators() as counted:
+        y = (x * 2).exp().sum()
+        y.backward()
+        x.detach().nonzero()
+        x.detach().tolist()
+        bool(x.detach().sum() > 0)
+    assert counted["syncs"] == 3
+    assert counted["ops"] >= 6  # mul, exp, sum forward; their backward; nonzero; sum; gt
+    with count_operators() as none:
+        x.detach().view(2, 2)
+    assert none == {"ops": 0, "syncs": 0}  # a view launches nothing

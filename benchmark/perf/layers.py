@@ -140,27 +140,32 @@ def measure(case: str, shape_name: str, variant: str, *, repeat: int, warmup: in
     }
 
 
-# Operators whose result the host must read before it can go on: a device sync on a GPU.
-_SYNCING = ("aten::_local_scalar_dense", "aten::nonzero", "aten::nonzero_static", "aten::is_nonzero")
+# Calls whose result the host must read before it can go on: each a device sync on a GPU.
+_SYNCING = frozenset({"tolist", "item", "nonzero", "__bool__", "__int__", "__float__", "__index__"})
 
 
 @contextlib.contextmanager
 def count_operators():
     """Count the ATen operators that run below autograd (forward and backward alike), views
-    excluded: about the kernels a GPU launches, whose launch cost dominates a layer of tiny maps.
-    ``syncs``: those that make the host wait for the device (``nonzero``, ``.item()``, ``.tolist()``)."""
+    excluded: about the kernels a GPU launches, whose launch cost dominates a layer of tiny maps;
+    and the ``syncs``, calls that make the host wait for the device (``nonzero``, ``.tolist()``,
+    ``.item()``, a tensor's truth value), counted where they are called."""
+    from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
 
     counts = {"ops": 0, "syncs": 0}
 
-    class Counter(TorchDispatchMode):
+    class Operators(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if not func.is_view:
-                counts["ops"] += 1
-                counts["syncs"] += func.name() in _SYNCING
+            counts["ops"] += not func.is_view
             return func(*args, **(kwargs or {}))
 
-    with Counter():
+    class Syncs(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            counts["syncs"] += getattr(func, "__name__", "") in _SYNCING
+            return func(*args, **(kwargs or {}))
+
+    with Syncs(), Operators():
         yield counts
 
 
