@@ -268,6 +268,8 @@ class MoEConv(nn.Module):
         n, r, h, w = zc.shape
         routing = routed.tolist()  # the layer's one device sync
         pairs = [(i, e) for i, row in enumerate(routing) for e, on in enumerate(row) if on]
+        if not pairs:
+            return torch.zeros_like(zc)
         used = sorted({e for _, e in pairs})
         slot = {e: k for k, e in enumerate(used)}
         dev = zc.device
@@ -276,11 +278,16 @@ class MoEConv(nn.Module):
         which = torch.tensor([slot[e] for _, e in pairs], device=dev)
         scales = tuple(e.scale for e in self.experts)
         size = max(scales[e] for e in used)  # pad to the largest scale used, not the layer's
-        mats = [stacked_matrices(m, scales, up, dev, zc.dtype).index_select(0, expert)
-                for m in ((h,) if w == h else (h, w)) for up in (True, False)]
-        rows_up, rows_down = mats[0][:, : size * h], mats[1][:, :, : size * h]
-        cols_up, cols_down = (rows_up, rows_down) if w == h else (mats[2][:, : size * w], mats[3][:, :, : size * w])
-        one_each = len(pairs) == n  # top-1: pair p is sample p
+
+        def axis(m: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """Each pair's up (sm x m) and down (m x sm) matrices of one axis, s = ``size``."""
+            up = stacked_matrices(m, scales, True, dev, zc.dtype).index_select(0, expert)[:, : size * m]
+            down = stacked_matrices(m, scales, False, dev, zc.dtype).index_select(0, expert)[:, :, : size * m]
+            return up, down
+
+        rows_up, rows_down = axis(h)
+        cols_up, cols_down = (rows_up, rows_down) if w == h else axis(w)
+        one_each = [i for i, _ in pairs] == list(range(n))  # top-1: pair p is sample p
         z = zc if one_each else zc.index_select(0, sample)
         y = rows_up.unsqueeze(1) @ z @ cols_up.transpose(1, 2).unsqueeze(1)  # (P, r, sH, sW)
         weight = torch.stack([self.experts[e].conv.weight for e in used]).index_select(0, which)

@@ -18,7 +18,7 @@ CASES = [("sam_tiny", m) for m in METHODS.keys() if METHODS.get(m).trains and su
 CASES += [("sam2_tiny", "lora")]
 
 
-def _step(backbone: str, method: str, mode: str, monkeypatch) -> tuple:
+def _step(backbone: str, method: str, mode: str, monkeypatch, moe_kernel: str = "loop") -> tuple:
     calls = {"n": 0}
     real = checkpointing.checkpoint
 
@@ -28,7 +28,7 @@ def _step(backbone: str, method: str, mode: str, monkeypatch) -> tuple:
 
     monkeypatch.setattr(checkpointing, "checkpoint", counted)
     torch.manual_seed(0)
-    model, _ = build_model(backbone, method)
+    model, _ = build_model(backbone, method, moe_kernel=moe_kernel)
     blocks = checkpointing.set_checkpointing(model, mode)
     model.train()
     size = BACKBONES.get(backbone).image_size
@@ -42,10 +42,11 @@ def _step(backbone: str, method: str, mode: str, monkeypatch) -> tuple:
     return out.logits.detach(), grads, torch.get_rng_state(), blocks, calls["n"]
 
 
-@pytest.mark.parametrize(("backbone", "method"), CASES)
-def test_checkpointed_encoder_gives_the_plain_logits_gradients_and_rng(backbone, method, monkeypatch) -> None:
-    logits, grads, rng, blocks, calls = _step(backbone, method, "off", monkeypatch)
-    logits_c, grads_c, rng_c, blocks_c, calls_c = _step(backbone, method, "encoder", monkeypatch)
+@pytest.mark.parametrize(("backbone", "method", "moe_kernel"),
+                         [(b, m, "loop") for b, m in CASES] + [("sam_tiny", "conv_lora", "grouped")])
+def test_checkpointed_encoder_gives_the_plain_logits_gradients_and_rng(backbone, method, moe_kernel, monkeypatch) -> None:
+    logits, grads, rng, blocks, calls = _step(backbone, method, "off", monkeypatch, moe_kernel)
+    logits_c, grads_c, rng_c, blocks_c, calls_c = _step(backbone, method, "encoder", monkeypatch, moe_kernel)
     n = len(checkpointing.encoder_blocks(build_model(backbone, "decoder_only")[0]))
     assert (blocks, calls) == (0, 0) and blocks_c == calls_c == n  # every block went through checkpoint
     assert torch.equal(logits, logits_c)
