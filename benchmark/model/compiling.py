@@ -15,8 +15,11 @@ about a minute on the CPU, so it runs only with ``SAM_PEFT_BENCH_INDUCTOR=1``).
 With the feature cache (a frozen encoder's outputs served from memory) the cache's lookup is
 excluded from compilation (``torch.compiler.disable``): ``"encoder"`` then compiles nothing that
 runs more than once per image, and ``"model"`` compiles the decoder around a graph break.
-Conv-LoRA's routing (``nonzero``) breaks graphs too; activation checkpointing is traced as
-torch's checkpoint operator. Random numbers: inductor is set to draw them through eager's
+Conv-LoRA's routing step (``MoEConv.forward``) is excluded as well (``torch.compiler.disable``):
+its shapes depend on which samples go to which expert, and traced whole it failed to compile under
+inductor or differed from eager; eager there and compiled around it, Conv-LoRA agrees with eager
+like LoRA (tests/test_compiling.py). Activation checkpointing is traced as torch's checkpoint
+operator. Random numbers: inductor is set to draw them through eager's
 generator (``fallback_random``), so Conv-LoRA's noisy gating sees the noise an eager run sees;
 with inductor's own generator the gradients differed (tests/test_compiling.py).
 """

@@ -78,5 +78,8 @@ row lora_compile "${TS[@]}" --methods lora --attention folded --fused --compile 
 # 9. The peak of every other PEFT method at batch 1 with the folded attention (3 steps each).
 LIMIT=240 row every_method_folded "${TS[@]}" --methods adapter,bitfit,ssf,vpt,sam_adapter,sam2lora,decoder_only \
   --attention folded --fused --steps 3 --warmup 1
+# 10. Conv-LoRA compiled around its routing step (which runs eagerly); last: the lowest priority.
+LIMIT=240 row conv_lora_compile "${TS[@]}" --methods conv_lora --attention folded --fused --moe-kernel grouped \
+  --compile encoder
 fi
 echo "done in $SECONDS s" | tee -a "$SUMMARY"
