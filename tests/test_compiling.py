@@ -16,9 +16,9 @@ from benchmark.model.feature_cache import attach_feature_cache, cached
 from benchmark.train.losses import structure_loss
 
 
-def _step(method: str, mode: str, backend: str, *, cache: bool = False) -> tuple:
+def _step(method: str, mode: str, backend: str, *, cache: bool = False, attention: str = "auto") -> tuple:
     torch.manual_seed(0)
-    model, _ = build_model("sam_tiny", method)
+    model, _ = build_model("sam_tiny", method, attention=attention)
     model.train()
     store = attach_feature_cache(model, mode="auto", budget_gib=1, flips=False) if cache else None
     set_compile(model, mode, backend=backend)
@@ -48,12 +48,13 @@ def _assert_close(method: str, mode: str, backend: str, **kw) -> None:
             torch.testing.assert_close(grads_c[name], g, rtol=1e-4, atol=1e-5 * scale, msg=name)
 
 
-@pytest.mark.parametrize(("method", "mode", "cache"), [
-    ("lora", "encoder", False), ("lora", "model", False), ("decoder_only", "model", True),
-    ("conv_lora", "encoder", False),  # its routing step eager, the rest compiled around it
+@pytest.mark.parametrize(("method", "mode", "cache", "attention"), [
+    ("lora", "encoder", False, "auto"), ("lora", "model", False, "auto"), ("decoder_only", "model", True, "auto"),
+    ("conv_lora", "encoder", False, "auto"),  # its routing step eager, the rest compiled around it
+    ("lora", "encoder", False, "folded"),  # the attention a GPU run would compile
 ])
-def test_compiled_model_equals_eager(method, mode, cache) -> None:
-    _assert_close(method, mode, "aot_eager", cache=cache)
+def test_compiled_model_equals_eager(method, mode, cache, attention) -> None:
+    _assert_close(method, mode, "aot_eager", cache=cache, attention=attention)
 
 
 @pytest.mark.skipif(os.environ.get("SAM_PEFT_BENCH_INDUCTOR") != "1",
