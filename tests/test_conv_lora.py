@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.train.amp import cuda_cast_policy
 from benchmark.core.errors import BenchError
+from benchmark.train.amp import cuda_cast_policy
 from methods.conv_lora import ConvExpert, ConvLoRAConfig, MoEConv, bicubic_matrix, official_expert
 from methods.layers import set_moe_kernel
 

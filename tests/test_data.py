@@ -16,14 +16,13 @@ from benchmark import cli
 from benchmark.core.errors import BenchError
 from benchmark.core.registry import Registry
 from benchmark.data import synth
+from benchmark.data.checks import check_domain, validate_or_raise
 from benchmark.data.datasets import (
     PIXEL_MEAN,
     PIXEL_STD,
     SegmentationDataset,
-    check_domain,
     list_samples,
     resolve_domain_root,
-    validate_or_raise,
 )
 from benchmark.data.domains import DOMAINS, Domain, register_domain
 from benchmark.data.synth import split_counts, synth_domain

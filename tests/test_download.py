@@ -13,7 +13,8 @@ import pytest
 
 from benchmark import cli
 from benchmark.core.errors import BenchError
-from benchmark.data.datasets import SYNTHETIC_MARKER, check_domain, is_synthetic
+from benchmark.data.checks import check_domain
+from benchmark.data.datasets import SYNTHETIC_MARKER, is_synthetic
 from benchmark.data.download import archive_url, download_domain, download_file
 from benchmark.data.synth import synth_domain
 

@@ -16,20 +16,20 @@ from scipy.io import savemat
 
 from benchmark import cli
 from benchmark.core.errors import BenchError
-from benchmark.data import fundus
+from benchmark.data import fundus, fundus_masks
+from benchmark.data.checks import check_domain, validate_or_raise
 from benchmark.data.datasets import (
     SYNTHETIC_MARKER,
     SegmentationDataset,
-    check_domain,
     is_synthetic,
     list_samples,
     read_mask,
     resolve_domain_root,
-    validate_or_raise,
 )
 from benchmark.data.domains import DOMAINS
 from benchmark.data.download import archive_url, download_domain
-from benchmark.data.fundus import FUNDUS_DATASETS, MaskError, decode_mask, list_dataset, train_test_split
+from benchmark.data.fundus import FUNDUS_DATASETS, list_dataset, train_test_split
+from benchmark.data.fundus_masks import MaskError, decode_mask
 from benchmark.data.synth import split_counts, synth_domain
 from benchmark.report.layouts import LAYOUTS
 
@@ -80,7 +80,7 @@ def test_each_dataset_splits_as_theirs_and_cites_its_loader(key):
         assert (d.test_size, dict(d.split_dirs)) == (want, {})
     else:
         assert d.test_size is None and (d.split_dirs["train"], d.split_dirs["test"]) == want
-    assert d.cite.startswith("dataloader/") and d.source and d.encoding in fundus.DECODERS
+    assert d.cite.startswith("dataloader/") and d.source and d.encoding in fundus_masks.DECODERS
 
 
 def test_the_two_domains_pool_their_datasets_and_train_as_theirs():
@@ -262,7 +262,7 @@ def test_contour_fill_is_skimages_polygon():
         want = np.zeros((30, 40), bool)
         rr, cc = draw.polygon(ys, xs, shape=(30, 40))
         want[rr, cc] = True
-        assert np.array_equal(fundus.fill_polygon(xs, ys, (30, 40)), want)
+        assert np.array_equal(fundus_masks.fill_polygon(xs, ys, (30, 40)), want)
 
 
 def test_papila_unites_the_experts_disc_contours(tmp_path):

@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.data.datasets import check_domain, is_synthetic
+from benchmark.data.checks import check_domain
+from benchmark.data.datasets import is_synthetic
 from benchmark.data.domains import DOMAINS
 from benchmark.data.download import DEFAULT_BASE_URL, download_domain, no_archive_message
 from benchmark.data.synth import split_counts, synth_domain

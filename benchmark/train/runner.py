@@ -274,7 +274,8 @@ def run_grid(
     data_root = Path(data_root)
     if not data_root.is_dir():
         raise BenchError(f"data root not found: {data_root}")
-    from benchmark.data.datasets import resolve_domain_root, validate_or_raise
+    from benchmark.data.checks import validate_or_raise
+    from benchmark.data.datasets import resolve_domain_root
 
     for d in domains:
         resolve_domain_root(d, data_root)  # a wrong or empty data root fails now, before any compute
