@@ -44,7 +44,7 @@ Zero rows and columns change no valid value (the zero border is the convolution'
 the unused experts stay out of the graph (their gradient stays None), and each sample gets its own
 expert's output as in the loop; the rest is float summation order (tests/test_conv_lora.py). It
 trades some FLOPs on tiny maps (the padding: up to 2.5x the loop's with all eight scales in use)
-for a third of the loop's operators and one device sync per layer instead of one per expert: for a
+for fewer than half the loop's operators and one device sync per layer instead of one per expert: for a
 GPU, where the loop's cost is launching operators (docs/FIDELITY.md#gpu-measurements).
 """
 
