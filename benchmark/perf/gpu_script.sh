@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 10's GPU rows, before and after, in one run on one GPU (nothing is downloaded, every model
-# has random weights). Two parts of about 5 minutes each on an H100/H200 (estimates), so each fits
-# one device call: part 1 the goal rows, part 2 the profiles, single layers, compile and the other
-# methods' peaks.
+# has random weights). Two parts, each held to DEADLINE (540 s) so that it fits one device call:
+# part 1 the goal rows (about 5 minutes on an H100/H200, an estimate), part 2 the profiles, single
+# layers, compile and the other methods' peaks (rows past the deadline are listed as skipped).
 #
 #   bash benchmark/perf/gpu_script.sh [OUT_DIR] [1|2]      # on the GPU machine, from the repository root; no part: both
 #   BACKBONE=sam_tiny DEVICE=cpu PRECISION=fp32 STEPS=1 WARMUP=1 EPOCH_IMAGES=2 LAYER_REPEAT=1 LAYER_WARMUP=0 \
@@ -22,6 +22,9 @@ STEPS=${STEPS:-10}
 WARMUP=${WARMUP:-3}
 EPOCH_IMAGES=${EPOCH_IMAGES:-8}
 LIMIT=${LIMIT:-150}  # seconds per row
+# Seconds for the whole run: a part must end within one device call (at most 600 s); a row that
+# would start past it is listed as skipped, and a running one is cut at it.
+DEADLINE=${DEADLINE:-$([ "$PART" = all ] && echo 1080 || echo 540)}
 PY=${PYTHON:-python}
 mkdir -p "$OUT_DIR"
 SUMMARY="$OUT_DIR/summary-$PART.md"
@@ -30,12 +33,22 @@ SUMMARY="$OUT_DIR/summary-$PART.md"
 
 row() {  # row NAME ARGS... : one bench command, JSON to NAME.json, markdown to the summary
   local name=$1; shift
+  local left=$((DEADLINE - SECONDS))
+  if [ "$left" -lt 30 ]; then
+    echo "== $name: SKIPPED (the deadline, $DEADLINE s, is reached): sam-peft-bench bench $*" | tee -a "$SUMMARY"
+    return
+  fi
   echo "== $name: sam-peft-bench bench $*" | tee -a "$SUMMARY"
   local start=$SECONDS
-  if timeout "$LIMIT" "$PY" -m benchmark bench "$@" --format json > "$OUT_DIR/$name.json" 2> "$OUT_DIR/$name.log"; then
+  # timeout signals the command's whole process group: bench's per-method subprocesses end with it.
+  local limit=$(( LIMIT < left ? LIMIT : left )) rc=0
+  timeout "$limit" "$PY" -m benchmark bench "$@" --format json > "$OUT_DIR/$name.json" 2> "$OUT_DIR/$name.log" || rc=$?
+  if [ "$rc" -eq 0 ]; then
     "$PY" -c "import json,sys; [print(json.dumps(r)) for r in json.load(open(sys.argv[1]))]" "$OUT_DIR/$name.json" >> "$SUMMARY"
+  elif [ "$rc" -eq 124 ]; then
+    echo "TIMED OUT after $limit s (what it printed: $OUT_DIR/$name.log)" | tee -a "$SUMMARY"
   else
-    echo "FAILED (exit $?): $(tail -n 1 "$OUT_DIR/$name.log")" | tee -a "$SUMMARY"
+    echo "FAILED (exit $rc): $(tail -n 1 "$OUT_DIR/$name.log")" | tee -a "$SUMMARY"
   fi
   echo "($((SECONDS - start)) s)" >> "$SUMMARY"
 }
