@@ -13,35 +13,42 @@ import sys
 
 from benchmark.core.errors import BenchError
 
-_COMMAND_MODULES = (
-    "benchmark.listing",
-    "benchmark.params",
-    "benchmark.report.evaluate",
-    "benchmark.data.cli",
-    "benchmark.model.checkpoints",
-    "benchmark.train.runner",
-    "benchmark.train.pretrain",
-    "benchmark.report.tables",
-    "benchmark.report.compare",
-    "benchmark.report.report",
-    "benchmark.report.figures",
-    "benchmark.perf.cli",
-)
+# Each command and the module that defines it: a command imports its own module only (torch,
+# segment-anything and sam2 take seconds to import; ``table``, ``compare`` and ``report`` need
+# none of them). Help and unknown commands import them all. tests/test_cli.py checks the map.
+COMMANDS = {
+    "list": "benchmark.listing",
+    "params": "benchmark.params",
+    "evaluate": "benchmark.report.evaluate",
+    "data": "benchmark.data.cli",
+    "checkpoint": "benchmark.model.checkpoints",
+    "run": "benchmark.train.runner",
+    "pretrain-mini": "benchmark.train.pretrain",
+    "table": "benchmark.report.tables",
+    "compare": "benchmark.report.compare",
+    "report": "benchmark.report.report",
+    "figure": "benchmark.report.figures",
+    "bench": "benchmark.perf.cli",
+}
+_COMMAND_MODULES = tuple(COMMANDS.values())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``command`` alone when it is known, else of every command (help, typos)."""
     parser = argparse.ArgumentParser(
         prog="sam-peft-bench",
         description="Parameter-efficient fine-tuning of Segment Anything: reproduce, compare, check.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMAND_MODULES:
+    own = COMMANDS.get(command or "")
+    for name in (own,) if own in _COMMAND_MODULES else _COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -41,3 +41,32 @@ def test_params_lists_methods_another_family_cannot_take(capsys) -> None:
     assert rows["lora"]["trainable"] > 0
     assert "SAM backbones only" in rows["vpt"]["error"]
     assert main(["params", "--backbone", "sam2_hiera_t", "--methods", "vpt"]) == 2
+
+
+def test_each_command_is_defined_by_the_module_the_cli_imports_for_it() -> None:
+    """The CLI imports only the invoked command's module (``COMMANDS``); every module must define
+    exactly the commands the map gives it, so a command never goes missing."""
+    import argparse
+    import importlib
+
+    from benchmark.cli import COMMANDS, build_parser
+
+    for command, module in COMMANDS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).add_commands(sub)
+        assert set(sub.choices) == {c for c, m in COMMANDS.items() if m == module}, module
+        assert command in build_parser(command)._subparsers._group_actions[0].choices
+    every = build_parser("no-such-command")._subparsers._group_actions[0].choices
+    assert list(every) == list(COMMANDS)
+
+
+def test_a_light_command_does_not_import_torch() -> None:
+    """``table --source paper`` starts in a fraction of the time: it imports no model code."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from benchmark.cli import main; rc = main(['table', '--table', '1', '--source', 'paper']); "
+            "sys.exit(rc if rc else 3 if 'torch' in sys.modules or 'segment_anything' in sys.modules else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "Kvasir" in proc.stdout or "kvasir" in proc.stdout.lower()
