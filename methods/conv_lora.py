@@ -45,7 +45,7 @@ the unused experts stay out of the graph (their gradient stays None), and each s
 expert's output as in the loop; the rest is float summation order (tests/test_conv_lora.py). It
 trades some FLOPs on tiny maps (the padding: up to 2.5x the loop's with all eight scales in use)
 for fewer than half the loop's operators and one device sync per layer instead of one per expert: for a
-GPU, where the loop's cost is launching operators (docs/FIDELITY.md#gpu-measurements).
+GPU, where the loop's cost is, we infer, launching operators (docs/FIDELITY.md#gpu-measurements).
 """
 
 from __future__ import annotations
