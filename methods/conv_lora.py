@@ -285,8 +285,8 @@ class MoEConv(nn.Module):
 
         def axis(m: int) -> tuple[torch.Tensor, torch.Tensor]:
             """Each pair's up (sm x m) and down (m x sm) matrices of one axis, s = ``size``."""
-            up = stacked_matrices(m, scales, True, dev, zc.dtype).index_select(0, expert)[:, : size * m]
-            down = stacked_matrices(m, scales, False, dev, zc.dtype).index_select(0, expert)[:, :, : size * m]
+            up = stacked_matrices(m, scales, True, dev, zc.dtype)[:, : size * m].index_select(0, expert)
+            down = stacked_matrices(m, scales, False, dev, zc.dtype)[:, :, : size * m].index_select(0, expert)
             return up, down
 
         rows_up, rows_down = axis(h)

@@ -3,6 +3,7 @@ and segment-anything's encoder attention through SDPA (chosen by ``benchmark.mod
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -129,22 +130,32 @@ class ScaleShift(nn.Module):
         return y * self.gamma.view(shape) + self.beta.view(shape)
 
 
+def rel_pos_terms(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor,
+                  size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """segment-anything's two relative-position terms (``add_decomposed_rel_pos``'s einsums).
+
+    ``q``: (..., H * W, d) unscaled queries; returns rel_h (..., H * W, H) and rel_w (..., H * W, W):
+    rel_h[(y, x), y'] = q_yx . Rh[y, y'] and rel_w[(y, x), x'] = q_yx . Rw[x, x'].
+    """
+    h, w = size
+    *lead, n, d = q.shape
+    r_q = q.reshape(-1, h, w, d)
+    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, get_rel_pos(h, h, rel_pos_h)).reshape(*lead, n, h)
+    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, get_rel_pos(w, w, rel_pos_w)).reshape(*lead, n, w)
+    return rel_h, rel_w
+
+
 def rel_pos_bias(
     q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, size: tuple[int, int]
 ) -> torch.Tensor:
     """segment-anything's decomposed relative-position bias as a dense additive mask.
 
     ``q``: (B', H * W, d) unscaled queries (B' = batch x heads); returns (B', H * W, H * W):
-    entry [(y, x), (y', x')] = q_yx . Rh[y, y'] + q_yx . Rw[x, x'], exactly the two terms
-    ``add_decomposed_rel_pos`` adds to the scores, from the same einsums.
+    entry [(y, x), (y', x')] = rel_h[(y, x), y'] + rel_w[(y, x), x'] (:func:`rel_pos_terms`).
     """
     h, w = size
-    rh = get_rel_pos(h, h, rel_pos_h)
-    rw = get_rel_pos(w, w, rel_pos_w)
-    b, _, d = q.shape
-    r_q = q.reshape(b, h, w, d)
-    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
-    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
+    b = q.shape[0]
+    rel_h, rel_w = (t.view(b, h, w, -1) for t in rel_pos_terms(q, rel_pos_h, rel_pos_w, size))
     return (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(b, h * w, h * w)
 
 
@@ -208,19 +219,35 @@ def fold_rel_pos(q: torch.Tensor, k: torch.Tensor, rel_pos_h: torch.Tensor, rel_
 
     q' = [scale * q, rel_h, rel_w] and k' = [k, onehot(y'), onehot(x')]: the dot product picks
     ``rel_h[(y, x), y']`` and ``rel_w[(y, x), x']``, the two terms segment-anything adds to the
-    scores, from the same einsums (:func:`rel_pos_bias`). ``q`` and ``k``: (..., H * W, d).
+    scores (:func:`rel_pos_terms`). ``q`` and ``k``: (..., H * W, d).
     """
     h, w = size
-    *lead, n, d = q.shape
-    r_q = q.reshape(-1, h, w, d)
-    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, get_rel_pos(h, h, rel_pos_h)).reshape(*lead, n, h)
-    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, get_rel_pos(w, w, rel_pos_w)).reshape(*lead, n, w)
-    rows = torch.arange(n, device=k.device)
-    codes = torch.cat([F.one_hot(rows // w, h), F.one_hot(rows % w, w)], dim=-1).to(k.dtype)  # (N, H + W)
+    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, size)
+    codes = key_codes(h, w, k.device, k.dtype)
     # Under autocast the einsums' dtype follows the autocast policy, not q's.
     q = torch.cat([q * scale, rel_h.to(q.dtype), rel_w.to(q.dtype)], dim=-1)
     k = torch.cat([k, codes.expand(*k.shape[:-1], h + w)], dim=-1)
     return q, k
+
+
+def key_codes(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(H * W, H + W): each key's one-hot row and column, keys in row-major order. Cached per
+    size, device and dtype in eager mode; built in the graph under torch.compile (which would
+    trace through the cache and warn)."""
+    if torch.compiler.is_compiling():
+        return _one_hot_codes(h, w, device, dtype)
+    return _cached_codes(h, w, device, dtype)
+
+
+def _one_hot_codes(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    rows = torch.arange(h * w, device=device)
+    return torch.cat([F.one_hot(rows // w, h), F.one_hot(rows % w, w)], dim=-1).to(dtype)
+
+
+@functools.cache
+def _cached_codes(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    with torch.inference_mode(False), torch.no_grad():  # a plain tensor whatever the caller's mode: it is kept
+        return _one_hot_codes(h, w, device, dtype)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: float,
